@@ -1,0 +1,30 @@
+"""The four ways a vote can go, and their names in public arena datasets."""
+
+from enum import Enum
+
+
+class Outcome(str, Enum):
+    A = "a"  # the left answer (model_a) is better
+    B = "b"
+    TIE = "tie"
+    BOTH_BAD = "bothbad"
+
+    @property
+    def winner_label(self) -> str:
+        """The label LMSYS Chatbot Arena datasets use in their `winner` field."""
+        return _LABELS[self]
+
+    @classmethod
+    def from_label(cls, label: str) -> "Outcome":
+        for outcome, name in _LABELS.items():
+            if name == label or outcome.value == label:
+                return outcome
+        raise ValueError(f"unknown winner {label!r}; expected one of {', '.join(_LABELS.values())}")
+
+
+_LABELS = {
+    Outcome.A: "model_a",
+    Outcome.B: "model_b",
+    Outcome.TIE: "tie",
+    Outcome.BOTH_BAD: "tie (bothbad)",
+}

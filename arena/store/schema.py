@@ -1,0 +1,83 @@
+"""The tables. Migrations under arena/migrations create and upgrade them; this file must
+match the latest migration (a test compares them)."""
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+images = Table(
+    "images",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("format", String(8), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# model_a is always the LEFT side ("Model A"), model_b the right one.
+battles = Table(
+    "battles",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("mode", String(16), nullable=False),  # anonymous | named
+    Column("model_a", String(200), nullable=False),
+    Column("model_b", String(200), nullable=False),
+    Column("image_sha256", String(64), ForeignKey("images.sha256"), nullable=True),
+    Column("session_id", String(64), nullable=True),
+    Column("source", String(200), nullable=False, server_default="arena"),  # arena | import:<file>
+    Column("question_id", String(200), nullable=True),
+    Index("ix_battles_created_at", "created_at"),
+    Index("ix_battles_session_created", "session_id", "created_at"),
+)
+
+# One row per prompt of a battle's conversation; idx 0 is the first question.
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("battle_id", String(32), ForeignKey("battles.id", ondelete="CASCADE"), nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("prompt", Text, nullable=False),
+    *[
+        col
+        for side in ("a", "b")
+        for col in (
+            Column(f"answer_{side}", Text, nullable=True),
+            Column(f"error_{side}", Text, nullable=True),
+            Column(f"ttft_{side}", Float, nullable=True),  # seconds to the first token
+            Column(f"total_{side}", Float, nullable=True),  # seconds for the whole answer
+            Column(f"tokens_{side}", Integer, nullable=True),
+        )
+    ],
+    UniqueConstraint("battle_id", "idx", name="uq_turns_battle_idx"),
+)
+
+votes = Table(
+    "votes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("battle_id", String(32), ForeignKey("battles.id", ondelete="CASCADE"), nullable=False),
+    Column("outcome", String(16), nullable=False),  # a | b | tie | bothbad
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("voter_id", String(200), nullable=True),
+    UniqueConstraint("battle_id", name="uq_votes_battle"),  # one vote per battle
+    Index("ix_votes_created_at", "created_at"),
+    Index("ix_votes_voter_created", "voter_id", "created_at"),
+)

@@ -1,0 +1,331 @@
+"""The few reads and writes the app needs. Every write is one transaction, retried on
+transient errors; the database itself enforces one vote per battle."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
+from arena.outcome import Outcome
+from arena.store import engine as eng
+from arena.store.schema import battles, images, turns, votes
+
+MODES = ("anonymous", "named")
+
+
+@dataclass(frozen=True)
+class SideResult:
+    """One model's answer to one prompt, with its timings."""
+
+    answer: str = ""
+    error: str | None = None
+    ttft: float | None = None
+    total: float | None = None
+    tokens: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.answer.strip())
+
+    def columns(self, side: str) -> dict:
+        return {
+            f"answer_{side}": self.answer,
+            f"error_{side}": self.error,
+            f"ttft_{side}": self.ttft,
+            f"total_{side}": self.total,
+            f"tokens_{side}": self.tokens,
+        }
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    def __init__(self, engine: Engine, settings=None):
+        self.engine = engine
+        self.settings = settings
+
+    @classmethod
+    def open(cls, settings) -> Store:
+        engine = eng.make_engine(settings.db_url)
+        try:
+            if settings.db_auto_upgrade:
+                eng.upgrade(engine)
+            elif eng.current_revision(engine) != eng.head_revision():
+                raise StoreError(
+                    f"The database at {engine.url.render_as_string(hide_password=True)} is not at the "
+                    "latest schema: run `python -m arena db upgrade` (or set ARENA_DB_AUTO_UPGRADE=true)."
+                )
+        except StoreError:
+            raise
+        except Exception as exc:  # any driver error at start-up becomes one line
+            url = engine.url.render_as_string(hide_password=True)
+            raise StoreError(f"Cannot open the database {url}: {_first_line(exc)}") from None
+        return cls(engine, settings)
+
+    # ----- writes -------------------------------------------------------------------------
+
+    def save_battle(
+        self,
+        *,
+        mode: str,
+        model_a: str,
+        model_b: str,
+        image,
+        prompt: str,
+        result_a: SideResult,
+        result_b: SideResult,
+        session_id: str | None = None,
+    ) -> str:
+        """Store a finished first turn: the image (once per sha256), the battle and turn 0."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        battle_id = uuid.uuid4().hex
+
+        def write():
+            with self.engine.begin() as conn:
+                self._check_battle_rate(conn, session_id)
+                _insert_ignore(
+                    conn,
+                    images,
+                    dict(
+                        sha256=image.sha256,
+                        format=image.format,
+                        width=image.width,
+                        height=image.height,
+                        data=image.data,
+                        created_at=now(),
+                    ),
+                )
+                conn.execute(
+                    insert(battles).values(
+                        id=battle_id,
+                        created_at=now(),
+                        mode=mode,
+                        model_a=model_a,
+                        model_b=model_b,
+                        image_sha256=image.sha256,
+                        session_id=session_id,
+                    )
+                )
+                conn.execute(insert(turns).values(**_turn_row(battle_id, 0, prompt, result_a, result_b)))
+
+        eng.with_retries("store the battle", write)
+        return battle_id
+
+    def add_turn(self, battle_id: str, prompt: str, result_a: SideResult, result_b: SideResult) -> int:
+        """Append a follow-up turn to a battle that has no vote yet; returns its index."""
+
+        def write():
+            with self.engine.begin() as conn:
+                self._refuse_if_voted(conn, battle_id)
+                idx = conn.execute(select(func.count()).where(turns.c.battle_id == battle_id)).scalar_one()
+                conn.execute(insert(turns).values(**_turn_row(battle_id, idx, prompt, result_a, result_b)))
+                return idx
+
+        return eng.with_retries("store the turn", write)
+
+    def replace_last_turn(self, battle_id: str, result_a: SideResult, result_b: SideResult) -> None:
+        """Regenerate: overwrite the answers of the last turn (before the vote only)."""
+
+        def write():
+            with self.engine.begin() as conn:
+                self._refuse_if_voted(conn, battle_id)
+                last = conn.execute(
+                    select(func.max(turns.c.idx)).where(turns.c.battle_id == battle_id)
+                ).scalar_one()
+                if last is None:
+                    raise VoteError(f"Battle {battle_id} does not exist.")
+                conn.execute(
+                    update(turns)
+                    .where(and_(turns.c.battle_id == battle_id, turns.c.idx == last))
+                    .values(**result_a.columns("a"), **result_b.columns("b"))
+                )
+
+        eng.with_retries("store the regenerated answers", write)
+
+    def record_vote(
+        self,
+        battle_id: str,
+        outcome: Outcome,
+        voter_id: str | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        """Store the one vote of a battle. Raises AlreadyVoted, VoteError or RateLimited.
+
+        With session_id given, only the session that started the battle may vote on it.
+        """
+        outcome = Outcome(outcome)
+
+        def write():
+            with self.engine.begin() as conn:
+                battle = conn.execute(select(battles).where(battles.c.id == battle_id)).mappings().first()
+                if battle is None:
+                    raise VoteError(f"Battle {battle_id} does not exist: start a new battle.")
+                if session_id is not None and battle["session_id"] != session_id:
+                    raise VoteError("Only the session that started a battle can vote on it.")
+                last = conn.execute(
+                    select(turns).where(turns.c.battle_id == battle_id).order_by(turns.c.idx.desc()).limit(1)
+                ).mappings().first()
+                if last is None or not _answered(last, "a") or not _answered(last, "b"):
+                    raise VoteError("Both answers must finish without error before a vote.")
+                self._check_vote_rate(conn, voter_id)
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            insert(votes).values(
+                                battle_id=battle_id, outcome=outcome.value, created_at=now(), voter_id=voter_id
+                            )
+                        )
+                except IntegrityError:
+                    raise AlreadyVoted(battle_id) from None
+
+        eng.with_retries("store the vote", write)
+
+    # ----- rate limits (in the database, so they hold across app replicas) ----------------
+
+    def check_battle_rate(self, session_id: str | None) -> None:
+        """Raise RateLimited before any model runs if this session started too many battles."""
+        with self.engine.connect() as conn:
+            self._check_battle_rate(conn, session_id)
+
+    def _check_battle_rate(self, conn: Connection, session_id: str | None) -> None:
+        limit = getattr(self.settings, "battles_per_minute", 0)
+        if not limit or not session_id:
+            return
+        since = now() - timedelta(minutes=1)
+        n = conn.execute(
+            select(func.count()).where(and_(battles.c.session_id == session_id, battles.c.created_at >= since))
+        ).scalar_one()
+        if n >= limit:
+            raise RateLimited(f"You started {n} battles in the last minute (limit {limit}): wait a moment.")
+
+    def _check_vote_rate(self, conn: Connection, voter_id: str | None) -> None:
+        limit = getattr(self.settings, "votes_per_hour", 0)
+        if not limit or not voter_id:
+            return
+        since = now() - timedelta(hours=1)
+        n = conn.execute(
+            select(func.count()).where(and_(votes.c.voter_id == voter_id, votes.c.created_at >= since))
+        ).scalar_one()
+        if n >= limit:
+            raise RateLimited(f"You cast {n} votes in the last hour (limit {limit}): thank you! Come back later.")
+
+    @staticmethod
+    def _refuse_if_voted(conn: Connection, battle_id: str) -> None:
+        if conn.execute(select(votes.c.id).where(votes.c.battle_id == battle_id)).first() is not None:
+            raise AlreadyVoted(battle_id)
+
+    # ----- reads --------------------------------------------------------------------------
+
+    def battle(self, battle_id: str) -> dict | None:
+        """The battle with its turns and vote (None if unknown)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(battles).where(battles.c.id == battle_id)).mappings().first()
+            if row is None:
+                return None
+            result = dict(row)
+            result["turns"] = [
+                dict(t)
+                for t in conn.execute(
+                    select(turns).where(turns.c.battle_id == battle_id).order_by(turns.c.idx)
+                ).mappings()
+            ]
+            vote = conn.execute(select(votes).where(votes.c.battle_id == battle_id)).mappings().first()
+            result["vote"] = dict(vote) if vote else None
+            return result
+
+    def image_data(self, sha256: str) -> bytes | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(images.c.data).where(images.c.sha256 == sha256)).scalar()
+
+    def count(self, table) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+    def _vote_filter(self, anonymous_only: bool, since: datetime | None, until: datetime | None):
+        conds = []
+        if anonymous_only:
+            conds.append(battles.c.mode == "anonymous")
+        if since is not None:
+            conds.append(votes.c.created_at >= since)
+        if until is not None:
+            conds.append(votes.c.created_at < until)
+        return and_(True, *conds)
+
+    def pair_counts(
+        self, anonymous_only: bool = True, since: datetime | None = None, until: datetime | None = None
+    ) -> list[tuple[str, str, str, int]]:
+        """(model_a, model_b, winner label, count), aggregated by the database (GROUP BY)."""
+        n = func.count().label("n")
+        query = (
+            select(battles.c.model_a, battles.c.model_b, votes.c.outcome, n)
+            .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
+            .where(self._vote_filter(anonymous_only, since, until))
+            .group_by(battles.c.model_a, battles.c.model_b, votes.c.outcome)
+        )
+        with self.engine.connect() as conn:
+            return [(a, b, Outcome(o).winner_label, int(c)) for a, b, o, c in conn.execute(query)]
+
+    def ordered_battles(
+        self, anonymous_only: bool = True, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[tuple[str, str, str]]:
+        """(model_a, model_b, winner label) in vote-time order, for online Elo."""
+        labels = {o.value: o.winner_label for o in Outcome}
+        query = (
+            select(battles.c.model_a, battles.c.model_b, votes.c.outcome)
+            .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
+            .where(self._vote_filter(anonymous_only, since, until))
+            .order_by(votes.c.created_at, votes.c.id)
+        )
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=50_000).execute(query)
+            for a, b, o in result:
+                yield a, b, labels[o]
+
+    def vote_stats(
+        self, anonymous_only: bool = True, since: datetime | None = None, until: datetime | None = None
+    ) -> dict:
+        """Number of votes, last vote time and the highest vote id (the leaderboard's cache key)."""
+        query = (
+            select(func.count(), func.max(votes.c.created_at), func.max(votes.c.id))
+            .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
+            .where(self._vote_filter(anonymous_only, since, until))
+        )
+        with self.engine.connect() as conn:
+            n, last, max_id = conn.execute(query).one()
+        return {"votes": int(n), "last_vote": last, "max_vote_id": max_id}
+
+
+def _turn_row(battle_id: str, idx: int, prompt: str, a: SideResult, b: SideResult) -> dict:
+    return dict(battle_id=battle_id, idx=idx, created_at=now(), prompt=prompt, **a.columns("a"), **b.columns("b"))
+
+
+def _answered(turn, side: str) -> bool:
+    return turn[f"error_{side}"] is None and bool((turn[f"answer_{side}"] or "").strip())
+
+
+def _insert_ignore(conn: Connection, table, values: dict) -> None:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        conn.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
+    else:
+        pk = list(table.primary_key.columns)[0]
+        if conn.execute(select(pk).where(pk == values[pk.name])).first() is None:
+            conn.execute(insert(table).values(**values))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,225 @@
+"""Import and export votes in the field names public arena datasets use.
+
+Fields: model_a, model_b, winner (model_a | model_b | tie | tie (bothbad)), and optional
+tstamp (Unix seconds), anony (true/false; absent = anonymous), judge (the voter), question_id.
+An import is all or nothing: every row is checked first, then all are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import insert, select
+
+from arena.errors import ImportError_
+from arena.outcome import Outcome
+from arena.store.engine import with_retries
+from arena.store.schema import battles, votes
+from arena.store.store import Store, now
+
+FIELDS = ("model_a", "model_b", "winner", "tstamp", "anony", "judge", "question_id")
+FORMATS = ("csv", "jsonl", "parquet")
+_CHUNK = 50_000
+_MAX_REPORTED = 5
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, raw row) for a JSON list, JSON-lines or CSV file."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                for i, row in enumerate(csv.DictReader(f), start=2):  # line 1 is the header
+                    yield i, row
+        elif suffix == ".parquet":
+            for i, row in enumerate(pd.read_parquet(path).to_dict("records"), start=1):
+                yield i, row
+        else:
+            text = path.read_text(encoding="utf-8")
+            if text.lstrip().startswith("["):
+                yield from _json_list(text, path)
+            else:
+                for i, line in enumerate(text.splitlines(), start=1):
+                    if line.strip():
+                        try:
+                            yield i, json.loads(line)
+                        except json.JSONDecodeError as exc:
+                            raise ImportError_(f"{path}: line {i}: not valid JSON ({exc.msg}); nothing was imported.") from None
+    except OSError as exc:
+        raise ImportError_(f"{path}: cannot read the file ({exc.strerror}).") from None
+    except UnicodeDecodeError:
+        raise ImportError_(f"{path}: not UTF-8 text; export it as CSV, JSON or JSON lines.") from None
+
+
+def _json_list(text: str, path: Path) -> Iterator[tuple[int, dict]]:
+    """Each object of a JSON list with the line it starts on."""
+    decoder = json.JSONDecoder()
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportError_(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); nothing was imported.") from None
+    pos = text.index("[") + 1
+    for item in items:
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        line = text.count("\n", 0, pos) + 1
+        _, end = decoder.raw_decode(text, pos)
+        pos = end
+        yield line, item
+
+
+def parse_row(row) -> dict:
+    """A checked row, or ValueError naming what is wrong."""
+    if not isinstance(row, dict):
+        raise ValueError("expected an object with model_a, model_b and winner")
+    missing = [f for f in ("model_a", "model_b", "winner") if _empty(row.get(f))]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    outcome = Outcome.from_label(str(row["winner"]).strip())
+    return {
+        "model_a": str(row["model_a"]).strip(),
+        "model_b": str(row["model_b"]).strip(),
+        "outcome": outcome.value,
+        "created_at": _time(row.get("tstamp")),
+        "mode": "anonymous" if _bool(row.get("anony"), default=True) else "named",
+        "voter_id": None if _empty(row.get("judge")) else str(row["judge"]),
+        "question_id": None if _empty(row.get("question_id")) else str(row["question_id"]),
+    }
+
+
+def _empty(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
+
+
+def _bool(value, default: bool) -> bool:
+    if _empty(value):
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "1.0"):
+        return True
+    if text in ("false", "0", "no", "0.0"):
+        return False
+    raise ValueError(f"anony {value!r} is not true or false")
+
+
+def _time(value) -> datetime:
+    if _empty(value):
+        return now()
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"tstamp {value!r} is not Unix seconds or an ISO date") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def import_file(store: Store, path: str | Path) -> int:
+    """Check every row, then store them all in one transaction. Returns the number of votes."""
+    path = Path(path)
+    rows, problems = [], []
+    for line, raw in read_rows(path):
+        try:
+            rows.append(parse_row(raw))
+        except ValueError as exc:
+            problems.append(f"line {line}: {exc}")
+    if problems:
+        shown = "; ".join(problems[:_MAX_REPORTED])
+        more = f"; and {len(problems) - _MAX_REPORTED} more" if len(problems) > _MAX_REPORTED else ""
+        raise ImportError_(f"{path}: {len(problems)} rows have problems, nothing was imported: {shown}{more}.")
+    if not rows:
+        raise ImportError_(f"{path}: no rows to import.")
+    source = f"import:{path.name}"[:200]
+
+    def write():
+        with store.engine.begin() as conn:
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start : start + _CHUNK]
+                ids = [uuid.uuid4().hex for _ in chunk]
+                conn.execute(
+                    insert(battles),
+                    [
+                        {
+                            "id": bid,
+                            "created_at": r["created_at"],
+                            "mode": r["mode"],
+                            "model_a": r["model_a"],
+                            "model_b": r["model_b"],
+                            "source": source,
+                            "question_id": r["question_id"],
+                        }
+                        for bid, r in zip(ids, chunk, strict=True)
+                    ],
+                )
+                conn.execute(
+                    insert(votes),
+                    [
+                        {"battle_id": bid, "outcome": r["outcome"], "created_at": r["created_at"], "voter_id": r["voter_id"]}
+                        for bid, r in zip(ids, chunk, strict=True)
+                    ],
+                )
+
+    with_retries("import the votes", write)
+    return len(rows)
+
+
+def export_frame(store: Store) -> pd.DataFrame:
+    """Every vote, in time order, in the import field names."""
+    labels = {o.value: o.winner_label for o in Outcome}
+    query = (
+        select(
+            battles.c.model_a,
+            battles.c.model_b,
+            votes.c.outcome,
+            votes.c.created_at,
+            battles.c.mode,
+            votes.c.voter_id,
+            battles.c.question_id,
+        )
+        .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
+        .order_by(votes.c.created_at, votes.c.id)
+    )
+    with store.engine.connect() as conn:
+        records = [
+            {
+                "model_a": a,
+                "model_b": b,
+                "winner": labels[o],
+                "tstamp": round(_utc(t).timestamp(), 6),
+                "anony": mode == "anonymous",
+                "judge": judge,
+                "question_id": qid,
+            }
+            for a, b, o, t, mode, judge, qid in conn.execute(query)
+        ]
+    return pd.DataFrame.from_records(records, columns=list(FIELDS))
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def export_file(store: Store, out: str | Path, fmt: str) -> int:
+    frame = export_frame(store)
+    out = Path(out)
+    if fmt == "csv":
+        frame.to_csv(out, index=False)
+    elif fmt == "jsonl":  # json.dumps keeps every digit of tstamp (pandas rounds to 10)
+        with out.open("w", encoding="utf-8") as f:
+            for record in frame.to_dict("records"):
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    elif fmt == "parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        raise ImportError_(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    return len(frame)

@@ -1,0 +1,107 @@
+"""Shared fixtures: databases (a real SQLite file, the real PostgreSQL server), the demo
+models (tiny random-weight models built offline), images and settings."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import create_engine, text
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from arena.config import Settings  # noqa: E402
+
+PG_URL = os.environ.get("ARENA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _pg_reason() -> str | None:
+    try:
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means: skip with the reason
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"PostgreSQL is not reachable at {PG_URL} ({first[:120]}); start it or set "
+            "ARENA_TEST_PG_URL=postgresql+psycopg://user@host:port/db to run the PostgreSQL tests"
+        )
+
+
+_PG_SKIP: list = []
+
+
+def pg_skip_reason() -> str | None:
+    if not _PG_SKIP:
+        _PG_SKIP.append(_pg_reason())
+    return _PG_SKIP[0]
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
+    reason = pg_skip_reason()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)  # CI has the server: a skip there would hide a broken setup
+        pytest.skip(reason)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """Every storage test runs on a real SQLite file and on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'arena.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def settings(db_url, tmp_path) -> Settings:
+    return Settings(db_url=db_url, models=str(tmp_path / "models.yaml"), battles_per_minute=0, votes_per_hour=0)
+
+
+@pytest.fixture
+def store(settings):
+    from arena.store import Store
+
+    s = Store.open(settings)
+    yield s
+    s.engine.dispose()
+
+
+def png_bytes(size=(64, 48), color=(200, 40, 40), mode="RGB", fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, color if mode == "RGB" else None).save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def image_bytes() -> bytes:
+    return png_bytes()
+
+
+@pytest.fixture(scope="session")
+def demo_models_dir(tmp_path_factory) -> Path:
+    """The tiny demo models, built once per test session with the same builder users run."""
+    from arena.demo import build_demo_models
+
+    out = tmp_path_factory.mktemp("demo_models")
+    build_demo_models(out)
+    return out

@@ -1,0 +1,210 @@
+"""Storage on a real SQLite file and the real PostgreSQL server (the db_url fixture)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, select
+
+from arena.config import Settings
+from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
+from arena.images import check_image
+from arena.outcome import Outcome
+from arena.store import SideResult, Store
+from arena.store import engine as eng
+from arena.store.schema import battles, images, metadata, turns, votes
+from tests.conftest import png_bytes
+
+OK_A = SideResult("left answer", ttft=0.1, total=0.5, tokens=7)
+OK_B = SideResult("right answer", ttft=0.2, total=0.6, tokens=9)
+
+
+def _battle(store, settings, session="s1", a=OK_A, b=OK_B, image=None, mode="anonymous"):
+    image = image or check_image(png_bytes(), settings)
+    return store.save_battle(
+        mode=mode, model_a="m1", model_b="m2", image=image, prompt="what?", result_a=a, result_b=b, session_id=session
+    )
+
+
+def test_battle_row_holds_everything(store, settings):
+    bid = _battle(store, settings)
+    row = store.battle(bid)
+    assert (row["mode"], row["model_a"], row["model_b"], row["session_id"]) == ("anonymous", "m1", "m2", "s1")
+    turn = row["turns"][0]
+    assert turn["prompt"] == "what?"
+    assert (turn["answer_a"], turn["answer_b"], turn["tokens_a"], turn["tokens_b"]) == ("left answer", "right answer", 7, 9)
+    assert turn["ttft_a"] == pytest.approx(0.1) and turn["total_b"] == pytest.approx(0.6)
+    assert row["vote"] is None
+    with store.engine.connect() as conn:
+        img = conn.execute(select(images)).mappings().one()
+    assert (img["width"], img["height"], img["format"]) == (64, 48, "PNG")
+    assert store.image_data(row["image_sha256"]) == png_bytes()
+
+
+def test_image_stored_once_per_sha256(store, settings):
+    _battle(store, settings)
+    _battle(store, settings)
+    assert store.count(images) == 1 and store.count(battles) == 2
+
+
+def test_one_vote_per_battle(store, settings):
+    bid = _battle(store, settings)
+    store.record_vote(bid, Outcome.A, voter_id="v", session_id="s1")
+    with pytest.raises(AlreadyVoted, match="already has a vote"):
+        store.record_vote(bid, Outcome.B, voter_id="v", session_id="s1")
+    assert store.battle(bid)["vote"]["outcome"] == "a"
+    assert store.count(votes) == 1
+
+
+def test_database_enforces_unique_vote(store, settings):
+    """The unique constraint itself, not only the page, refuses a second vote row."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    bid = _battle(store, settings)
+    row = dict(battle_id=bid, outcome="a", created_at=datetime.now(UTC), voter_id=None)
+    with store.engine.begin() as conn:
+        conn.execute(insert(votes).values(**row))
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        conn.execute(insert(votes).values(**row))
+
+
+def test_many_threads_vote_on_one_battle(store, settings):
+    bid = _battle(store, settings)
+    results: list[str] = []
+    barrier = threading.Barrier(12)
+
+    def cast(i):
+        barrier.wait()
+        try:
+            store.record_vote(bid, Outcome.TIE, voter_id=f"v{i}", session_id="s1")
+            results.append("stored")
+        except AlreadyVoted:
+            results.append("already voted")
+
+    threads = [threading.Thread(target=cast, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["already voted"] * 11 + ["stored"]
+    assert store.count(votes) == 1
+
+
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        (SideResult("", error="Model 'm1' failed: boom"), OK_B),
+        (OK_A, SideResult("   ")),
+        (OK_A, SideResult("partial", error="worker died")),
+    ],
+)
+def test_no_vote_unless_both_answers_finished(store, settings, a, b):
+    bid = _battle(store, settings, a=a, b=b)
+    with pytest.raises(VoteError, match="Both answers"):
+        store.record_vote(bid, Outcome.A, session_id="s1")
+    assert store.count(votes) == 0
+
+
+def test_only_the_starting_session_votes(store, settings):
+    bid = _battle(store, settings, session="owner")
+    with pytest.raises(VoteError, match="session that started"):
+        store.record_vote(bid, Outcome.A, session_id="someone-else")
+    with pytest.raises(VoteError, match="does not exist"):
+        store.record_vote("nope", Outcome.A)
+
+
+def test_follow_up_turns_and_regenerate(store, settings):
+    bid = _battle(store, settings)
+    assert store.add_turn(bid, "and then?", OK_A, OK_B) == 1
+    store.replace_last_turn(bid, SideResult("new a"), SideResult("new b"))
+    row = store.battle(bid)
+    assert [t["prompt"] for t in row["turns"]] == ["what?", "and then?"]
+    assert (row["turns"][1]["answer_a"], row["turns"][0]["answer_a"]) == ("new a", "left answer")
+    store.record_vote(bid, Outcome.B, session_id="s1")
+    with pytest.raises(AlreadyVoted):
+        store.add_turn(bid, "more?", OK_A, OK_B)
+    with pytest.raises(AlreadyVoted):
+        store.replace_last_turn(bid, OK_A, OK_B)
+
+
+def test_rate_limits_hold_in_the_database(db_url, tmp_path):
+    settings = Settings(db_url=db_url, battles_per_minute=2, votes_per_hour=1)
+    store = Store.open(settings)
+    ids = [_battle(store, settings, session="fast") for _ in range(2)]
+    with pytest.raises(RateLimited, match="last minute"):
+        _battle(store, settings, session="fast")
+    with pytest.raises(RateLimited):
+        store.check_battle_rate("fast")
+    _battle(store, settings, session="other")  # another session is not limited
+    store.record_vote(ids[0], Outcome.A, voter_id="voter", session_id="fast")
+    with pytest.raises(RateLimited, match="last hour"):
+        store.record_vote(ids[1], Outcome.A, voter_id="voter", session_id="fast")
+    store.engine.dispose()
+
+
+def test_aggregates_are_grouped_in_the_database(store, settings):
+    for outcome, mode in [("a", "anonymous"), ("a", "anonymous"), ("tie", "anonymous"), ("b", "named")]:
+        bid = _battle(store, settings, mode=mode)
+        store.record_vote(bid, Outcome(outcome), session_id="s1")
+    assert sorted(store.pair_counts()) == [("m1", "m2", "model_a", 2), ("m1", "m2", "tie", 1)]
+    assert sorted(store.pair_counts(anonymous_only=False))[1] == ("m1", "m2", "model_b", 1)
+    assert [w for _, _, w in store.ordered_battles()] == ["model_a", "model_a", "tie"]
+    stats = store.vote_stats(anonymous_only=False)
+    assert stats["votes"] == 4 and stats["last_vote"] is not None
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert store.pair_counts(since=future) == []
+
+
+def test_schema_matches_latest_migration(store):
+    """create_all is never used: the migrations alone must produce the tables in schema.py."""
+    found = inspect(store.engine)
+    for table in metadata.sorted_tables:
+        assert {c["name"] for c in found.get_columns(table.name)} == set(table.columns.keys())
+        expected_indexes = {i.name for i in table.indexes}
+        assert expected_indexes <= {i["name"] for i in found.get_indexes(table.name)}
+    assert eng.current_revision(store.engine) == eng.head_revision()
+
+
+def test_upgrade_from_first_migration_keeps_votes(db_url, settings):
+    engine = eng.make_engine(db_url)
+    eng.upgrade(engine, "0001")
+    assert eng.current_revision(engine) == "0001"
+    old = Store(engine, settings)
+    ids = [_battle(old, settings) for _ in range(3)]
+    for bid in ids:
+        old.record_vote(bid, Outcome.A, session_id="s1")
+    eng.upgrade(engine, "head")
+    assert eng.current_revision(engine) == eng.head_revision()
+    assert old.count(votes) == 3 and old.count(turns) == 3
+    assert {store_row["battle_id"] for store_row in _all(engine, votes)} == set(ids)
+    engine.dispose()
+
+
+def _all(engine, table):
+    with engine.connect() as conn:
+        return list(conn.execute(select(table)).mappings())
+
+
+def test_no_auto_upgrade_refuses_old_schema(db_url):
+    engine = eng.make_engine(db_url)
+    eng.upgrade(engine, "0001")
+    with pytest.raises(StoreError, match="python -m arena db upgrade"):
+        Store.open(Settings(db_url=db_url, db_auto_upgrade=False))
+    engine.dispose()
+
+
+def test_unreachable_database_is_one_line(tmp_path):
+    with pytest.raises(StoreError, match="Cannot open the database"):
+        Store.open(Settings(db_url="postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"))
+    with pytest.raises(StoreError, match="Cannot open the database"):
+        Store.open(Settings(db_url=f"sqlite:///{tmp_path}/missing-dir/x.db"))
+
+
+def test_sqlite_is_wal_with_busy_timeout(tmp_path):
+    store = Store.open(Settings(db_url=f"sqlite:///{tmp_path / 'w.db'}"))
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
