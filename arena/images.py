@@ -64,9 +64,11 @@ def _open(data: bytes, filename: str, max_pixels: int) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError):
-            img = None
-        except (OSError, SyntaxError, ValueError):
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise InputError(
+                f"{filename} is over the {max_pixels / 1e6:g} megapixel limit: upload a smaller image (ARENA_MAX_PIXELS)."
+            ) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             img = None
     if img is None or img.format not in FORMATS:
         raise InputError(f"{filename} is not a supported image: upload a PNG, JPEG, WebP, GIF or BMP file.")

@@ -144,6 +144,8 @@ def _parse_entry(path: Path, index: int, entry) -> TransformersSpec | OpenAISpec
             msg = "is required"
         elif err["type"] == "extra_forbidden":
             msg = "is not a known field (check its spelling; README lists the fields)"
+        elif err["type"] == "string_type" and isinstance(err.get("input"), bool | int | float):
+            msg = f"YAML read {err['input']!r}, not text: put the value in quotes"
         raise RegistryError(f"{path}: {label}: field '{loc}': {msg}.") from None
 
 

@@ -1,0 +1,133 @@
+"""models.yaml validation: each broken file gives one line naming file, entry and field."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from arena.config import Settings
+from arena.errors import ConfigError, RegistryError
+from arena.registry import load_registry
+
+GOOD = """
+models:
+  - id: left
+    name: Left model
+    backend: transformers
+    model: org/left
+    weight: 3
+  - id: right
+    backend: transformers
+    model: org/right
+  - id: served
+    backend: openai
+    base_url: http://127.0.0.1:8000/v1
+    model: served-name
+    api_key_env: SERVED_KEY
+  - id: named-only
+    backend: transformers
+    model: org/named
+    weight: 0
+  - id: disabled-one
+    backend: transformers
+    model: org/off
+    enabled: false
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_good_registry(tmp_path):
+    reg = load_registry(write(tmp_path, GOOD))
+    assert [s.id for s in reg.specs] == ["left", "right", "served", "named-only", "disabled-one"]
+    assert reg.get("left").display_name == "Left model" and reg.get("right").display_name == "right"
+    assert [s.id for s in reg.battle_pool] == ["left", "right", "served"]
+    assert reg.get("served").api_key_env == "SERVED_KEY"
+    assert reg.get("left").device == "auto" and reg.get("left").dtype == "auto"
+
+
+def test_pairs_are_drawn_by_weight_in_random_order(tmp_path):
+    reg = load_registry(write(tmp_path, GOOD))
+    rng = random.Random(0)
+    pairs = [reg.draw_pair(rng) for _ in range(3000)]
+    assert all(a.id != b.id for a, b in pairs)
+    seen = Counter(s.id for pair in pairs for s in pair)
+    assert set(seen) == {"left", "right", "served"}  # weight 0 and disabled never drawn
+    assert seen["left"] > seen["right"]
+    left_first = Counter(a.id for a, _ in pairs)
+    assert 0.4 < left_first["left"] / seen["left"] < 0.6  # left/right at random
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("models: [\n  - id: a\n", r"YAML error at line \d+"),
+        ("models:\n  - id: a\n    model: x\n  bad indent: [\n", r"YAML error at line"),
+        ("models: []\n", r"'models:' list"),
+        ("just text\n", r"'models:' list"),
+        ("models:\n  - id: a\n    backend: tensorflow\n    model: x\n", r"entry 1 \(id 'a'\): field 'backend': unknown backend 'tensorflow'"),
+        ("models:\n  - id: a\n    backend: transformers\n", r"entry 1 \(id 'a'\): field 'model': is required"),
+        ("models:\n  - id: a\n    model: x\n  - id: a\n    model: y\n", r"entry 2: field 'id': duplicate id 'a'"),
+        ("models:\n  - id: a\n    model: x\n    weight: -1\n", r"field 'weight': .*greater than or equal to 0"),
+        ("models:\n  - id: a\n    model: x\n    wieght: 2\n", r"field 'wieght': is not a known field"),
+        ("models:\n  - id: a\n    model: x\n    temperature: hot\n", r"field 'temperature'"),
+        ("models:\n  - id: a\n    model: x\n    device: tpu\n", r"field 'device'"),
+        ("models:\n  - model: x\n", r"entry 1: field 'id': is required"),
+        ("models:\n  - id: s\n    backend: openai\n    model: x\n", r"field 'base_url': is required"),
+        ("models:\n  - id: s\n    backend: openai\n    model: x\n    base_url: ftp://x\n", r"field 'base_url'"),
+        ("models:\n  - id: s\n    backend: openai\n    model: x\n    base_url: http://x\n    api_key: sk-123\n", r"field 'api_key': is not a known field"),
+        ("models:\n  - 42\n", r"entry 1: expected a mapping"),
+        ("models:\n  - id: off\n    model: x\n", r"field 'id': YAML read False, not text: put the value in quotes"),
+    ],
+)
+def test_broken_registries(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(RegistryError, match=message) as info:
+        load_registry(path)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(RegistryError, match="ARENA_MODELS"):
+        load_registry(tmp_path / "nope.yaml")
+
+
+def test_anonymous_battles_need_two_models(tmp_path):
+    reg = load_registry(write(tmp_path, "models:\n  - id: a\n    model: x\n"))
+    with pytest.raises(RegistryError, match="at least two"):
+        reg.draw_pair()
+    with pytest.raises(RegistryError, match="no model with id 'zz'"):
+        reg.get("zz")
+
+
+def test_local_directories_resolve_next_to_the_registry(tmp_path):
+    (tmp_path / "tiny").mkdir()
+    reg = load_registry(write(tmp_path, "models:\n  - id: a\n    model: ./tiny\n  - id: b\n    model: tiny\n  - id: c\n    model: org/hub\n"))
+    assert reg.get("a").model == str(tmp_path / "tiny") == reg.get("b").model
+    assert reg.get("c").model == "org/hub"
+
+
+def test_settings_from_environment():
+    s = Settings.from_env({"ARENA_MAX_TURNS": "3", "ARENA_DB_AUTO_UPGRADE": "no", "ARENA_MODELS": "x.yaml"})
+    assert (s.max_turns, s.db_auto_upgrade, s.models) == (3, False, "x.yaml")
+    assert Settings.from_env({}).db_url == "sqlite:///arena.db"
+
+
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        ({"ARENA_MAX_TURNS": "many"}, "ARENA_MAX_TURNS='many' is invalid: expected a int"),
+        ({"ARENA_DB_AUTO_UPGRADE": "maybe"}, "expected true or false"),
+        ({"ARENA_MAX_UPLOAD_MB": "-1"}, "must not be negative"),
+    ],
+)
+def test_bad_settings(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
