@@ -1,9 +1,9 @@
 """The four ways a vote can go, and their names in public arena datasets."""
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     A = "a"  # the left answer (model_a) is better
     B = "b"
     TIE = "tie"

@@ -1,0 +1,45 @@
+"""One small module per way of running a model, looked up by the registry's `backend`."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+from arena.backends.base import Backend, chat_messages
+
+# backend name -> "module:Class"; imported on first use so the openai client is optional
+BACKEND_CLASSES = {
+    "transformers": "arena.backends.local:LocalBackend",
+    "openai": "arena.backends.openai_backend:OpenAIBackend",
+}
+
+
+def backend_class(name: str) -> type[Backend]:
+    module, cls = BACKEND_CLASSES[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+class Backends:
+    """One backend per model id, shared by every session (the UI keeps it in st.cache_resource)."""
+
+    def __init__(self, registry, settings):
+        self.registry = registry
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._by_id: dict[str, Backend] = {}
+
+    def get(self, model_id: str) -> Backend:
+        with self._lock:
+            if model_id not in self._by_id:
+                spec = self.registry.get(model_id)
+                self._by_id[model_id] = backend_class(spec.backend)(spec, self.settings)
+            return self._by_id[model_id]
+
+    def close(self) -> None:
+        with self._lock:
+            for backend in self._by_id.values():
+                backend.close()
+            self._by_id.clear()
+
+
+__all__ = ["Backend", "Backends", "backend_class", "chat_messages"]

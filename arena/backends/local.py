@@ -1,0 +1,169 @@
+"""Local transformers models, each in a worker process of its own.
+
+On a GPU, two models decoding from two threads of one Python process fight over the GIL
+(3.7x the slower model alone, NOTES.md); one process per model runs them side by side.
+A worker is started on first use and loads its model once; requests from every session
+wait their turn for it (one lock per worker). A worker that dies is restarted on the
+next request, and the request it was serving gets a ModelError.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+from arena.backends.base import Backend
+from arena.errors import ModelError
+
+_POLL_S = 0.2
+
+
+class LocalBackend(Backend):
+    def __init__(self, spec, settings):
+        super().__init__(spec, settings)
+        self._lock = threading.Lock()
+        self._ctx = mp.get_context("spawn")  # a fresh interpreter: no forked torch or Streamlit state
+        self._proc = None
+        self._requests = self._responses = None
+        self._cancel = self._ctx.Value("q", -1)  # id of the request the consumer gave up on
+        self._next_id = 0
+        self.loaded = False
+        self.last_token_count: int | None = None
+
+    # ----- process management ---------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        self.loaded = False
+        self._requests = self._ctx.Queue()
+        self._responses = self._ctx.Queue()
+        self._proc = self._ctx.Process(
+            target=_worker_main,
+            args=(self.spec, self.settings, self._requests, self._responses, self._cancel),
+            name=f"arena-worker-{self.spec.id}",
+            daemon=True,
+        )
+        self._proc.start()
+
+    def _died(self) -> ModelError:
+        code = self._proc.exitcode if self._proc is not None else None
+        self._proc = None
+        self.loaded = False
+        return ModelError(self.spec.id, f"its worker process died (exit code {code}); it restarts on the next request")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proc is not None and self._proc.is_alive():
+                self._requests.put(None)
+                self._proc.join(timeout=5)
+                if self._proc.is_alive():
+                    self._proc.kill()
+            self._proc = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
+
+    # ----- requests ---------------------------------------------------------------------------
+
+    def check(self) -> str:
+        start = time.monotonic()
+        answer = "".join(self._request("check", None))
+        return f"loaded in {time.monotonic() - start:.1f} s ({answer})"
+
+    def stream(self, messages: list[dict]) -> Iterator[str]:
+        return self._request("generate", messages)
+
+    def _request(self, kind: str, payload) -> Iterator[str]:
+        with self._lock:
+            self._ensure_worker()
+            self._next_id += 1
+            rid = self._next_id
+            self._requests.put((rid, kind, payload))
+            finished = False
+            try:
+                yield from self._replies(rid)
+                finished = True
+            finally:
+                if not finished:
+                    self._cancel.value = rid  # the consumer stopped early: let the worker stop too
+
+    def _replies(self, rid: int) -> Iterator[str]:
+        deadline = time.monotonic() + self.settings.generation_timeout_s
+        while True:
+            try:
+                reply_id, kind, payload = self._responses.get(timeout=_POLL_S)
+            except queue.Empty:
+                if not self._proc.is_alive():
+                    raise self._died() from None
+                if time.monotonic() > deadline:
+                    self._proc.kill()
+                    self._proc.join(timeout=5)
+                    self._proc = None
+                    raise ModelError(
+                        self.spec.id,
+                        f"no answer within {self.settings.generation_timeout_s:g} s (ARENA_GENERATION_TIMEOUT_S); "
+                        "its worker was stopped and restarts on the next request",
+                    ) from None
+                continue
+            if kind == "loaded":
+                self.loaded = True
+                continue
+            if reply_id != rid:
+                continue  # left over from a request its consumer abandoned
+            if kind == "chunk":
+                yield payload
+            elif kind == "done":
+                self.last_token_count = payload
+                return
+            elif kind == "error":
+                raise ModelError(self.spec.id, payload)
+
+
+def _worker_main(spec, settings, requests, responses, cancel) -> None:
+    """The worker process: load once, then answer requests one at a time."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from arena.backends import hf_load
+
+    try:
+        model = hf_load.load_model(spec, settings)
+    except ModelError as exc:
+        load_error = exc.cause
+        model = None
+    except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised
+        load_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        model = None
+    else:
+        load_error = None
+        responses.put((0, "loaded", None))
+
+    while True:
+        request = requests.get()
+        if request is None:
+            return
+        rid, kind, payload = request
+        if model is None:
+            responses.put((rid, "error", load_error))
+            return  # exit: the next request starts a fresh worker that tries to load again
+        if kind == "check":
+            responses.put((rid, "chunk", "ok"))
+            responses.put((rid, "done", 0))
+            continue
+        try:
+            count = 0
+            for piece in model.stream(payload, spec):
+                if cancel.value == rid:
+                    break
+                count += 1
+                responses.put((rid, "chunk", piece))
+            tokens = getattr(model, "last_token_count", None)
+            responses.put((rid, "done", tokens if tokens is not None else count))
+        except ModelError as exc:
+            responses.put((rid, "error", exc.cause))
+        except Exception as exc:  # noqa: BLE001 - reported to that side of the battle
+            responses.put((rid, "error", f"{type(exc).__name__}: {exc}".splitlines()[0]))

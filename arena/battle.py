@@ -1,0 +1,189 @@
+"""A battle: pick a pair, run both sides at once, decide when a vote is allowed.
+
+No Streamlit here: the page, the command line and the benchmarks drive the same code.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from arena.backends import Backends, chat_messages
+from arena.errors import ArenaError, InputError, ModelError, RegistryError
+from arena.outcome import Outcome
+from arena.store import SideResult, Store
+
+SIDES = ("a", "b")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened on one side: a piece of text, or the side's final result."""
+
+    side: str  # "a" (left) or "b" (right)
+    text: str = ""
+    result: SideResult | None = None  # set on the side's last event
+
+
+@dataclass
+class Battle:
+    mode: str  # anonymous | named
+    spec_a: object
+    spec_b: object
+    image: object  # arena.images.CheckedImage
+    prompts: list[str] = field(default_factory=list)
+    results: list[tuple[SideResult, SideResult]] = field(default_factory=list)
+    battle_id: str | None = None
+    outcome: Outcome | None = None
+    replace_last: bool = False  # the last answers regenerate a stored turn
+
+    @property
+    def specs(self) -> dict:
+        return {"a": self.spec_a, "b": self.spec_b}
+
+    def answers(self, side: str) -> list[str]:
+        i = SIDES.index(side)
+        return [pair[i].answer for pair in self.results]
+
+    def messages(self, side: str) -> list[dict]:
+        """This side's view of the conversation: every prompt and its own earlier answers."""
+        spec = self.specs[side]
+        return chat_messages(self.image.image, self.prompts, self.answers(side), spec.system_prompt)
+
+    @property
+    def last_ok(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results[-1])
+
+    @property
+    def can_vote(self) -> bool:
+        return self.battle_id is not None and self.outcome is None and self.last_ok
+
+    def can_follow_up(self, max_turns: int) -> bool:
+        return self.can_vote and len(self.prompts) < max_turns
+
+
+def pick_models(registry, mode: str, models: tuple[str, str] | None = None, rng: random.Random | None = None):
+    """Anonymous: two different models drawn by weight, left/right at random. Named: the two given."""
+    if mode == "anonymous" and models is None:
+        return registry.draw_pair(rng)
+    if models is None or len(models) != 2:
+        raise InputError("Named mode needs two models: pick one for each side.")
+    if models[0] == models[1]:
+        raise InputError("Pick two different models.")
+    specs = tuple(registry.get(m) for m in models)
+    for spec in specs:
+        if not spec.enabled:
+            raise RegistryError(f"Model '{spec.id}' is disabled in {registry.path} (enabled: false).")
+    return specs
+
+
+def run_sides(backends: Backends, battle: Battle) -> Iterator[Event]:
+    """Run the last prompt on both sides at the same time; yield events as they come."""
+    events: queue.Queue[Event] = queue.Queue()
+    stop = threading.Event()
+    threads = [
+        threading.Thread(
+            target=_run_side,
+            args=(backends, battle.specs[side], battle.messages(side), side, events, stop),
+            daemon=True,
+            name=f"arena-side-{side}",
+        )
+        for side in SIDES
+    ]
+    for t in threads:
+        t.start()
+    finished = 0
+    try:
+        while finished < len(threads):
+            event = events.get()
+            if event.result is not None:
+                finished += 1
+            yield event
+    finally:
+        stop.set()
+
+
+def _run_side(backends, spec, messages, side, events, stop) -> None:
+    start = time.perf_counter()
+    ttft = None
+    parts: list[str] = []
+    error = None
+    tokens = None
+    try:
+        backend = backends.get(spec.id)
+        stream = backend.stream(messages)
+        for piece in stream:
+            if stop.is_set():
+                stream.close()
+                break
+            if ttft is None:
+                ttft = time.perf_counter() - start
+            parts.append(piece)
+            events.put(Event(side, text=piece))
+        tokens = getattr(backend, "last_token_count", None)
+        if not "".join(parts).strip() and not stop.is_set():
+            error = f"Model '{spec.id}' failed: it returned an empty answer"
+    except ModelError as exc:
+        error = str(exc)
+    except ArenaError as exc:
+        error = f"Model '{spec.id}' failed: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one side's crash must not take the page down
+        error = f"Model '{spec.id}' failed: {type(exc).__name__}: {exc}".splitlines()[0]
+    total = time.perf_counter() - start
+    result = SideResult(answer="".join(parts), error=error, ttft=ttft, total=total, tokens=tokens)
+    events.put(Event(side, result=result))
+
+
+def ask(backends: Backends, battle: Battle, prompt: str) -> Iterator[Event]:
+    """Add a prompt (the first or a follow-up) and stream both answers."""
+    battle.prompts.append(prompt)
+    yield from _collect(backends, battle, replace=False)
+
+
+def regenerate(backends: Backends, battle: Battle) -> Iterator[Event]:
+    """Ask both models again for the last prompt (before the vote only)."""
+    if battle.outcome is not None or not battle.results:
+        raise InputError("Only an answered battle without a vote can be regenerated.")
+    battle.results.pop()
+    yield from _collect(backends, battle, replace=True)
+
+
+def _collect(backends, battle, replace: bool) -> Iterator[Event]:
+    results: dict[str, SideResult] = {}
+    for event in run_sides(backends, battle):
+        if event.result is not None:
+            results[event.side] = event.result
+        yield event
+    battle.results.append((results["a"], results["b"]))
+    battle.replace_last = replace
+
+
+def save_turn(store: Store, battle: Battle, session_id: str | None) -> None:
+    """Store the turn just answered: a new battle, a follow-up, or a regenerated last turn."""
+    result_a, result_b = battle.results[-1]
+    if battle.battle_id is None:
+        battle.battle_id = store.save_battle(
+            mode=battle.mode,
+            model_a=battle.spec_a.id,
+            model_b=battle.spec_b.id,
+            image=battle.image,
+            prompt=battle.prompts[0],
+            result_a=result_a,
+            result_b=result_b,
+            session_id=session_id,
+        )
+    elif battle.replace_last:
+        store.replace_last_turn(battle.battle_id, result_a, result_b)
+    else:
+        store.add_turn(battle.battle_id, battle.prompts[-1], result_a, result_b)
+
+
+def vote(store: Store, battle: Battle, outcome: Outcome, voter_id: str | None, session_id: str | None) -> None:
+    if battle.battle_id is None or not battle.last_ok:
+        raise InputError("Both answers must finish without error before a vote.")
+    store.record_vote(battle.battle_id, Outcome(outcome), voter_id=voter_id, session_id=session_id)
+    battle.outcome = Outcome(outcome)

@@ -1,0 +1,189 @@
+"""The command line: python -m arena COMMAND ... (see README.md, "Command line").
+
+Every error is one line on stderr and a non-zero exit; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from pathlib import Path
+
+from arena import battle as battles
+from arena.backends import Backends, chat_messages
+from arena.config import Settings, describe
+from arena.errors import ArenaError, InputError
+from arena.images import check_image, check_prompt
+from arena.outcome import Outcome
+from arena.registry import load_registry
+
+
+def _settings_registry(args) -> tuple[Settings, object]:
+    settings = Settings.from_env()
+    path = getattr(args, "registry", None) or settings.models
+    return settings, load_registry(path)
+
+
+def _read_image(path: str, settings):
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the image ({exc.strerror}).") from None
+    return check_image(data, settings, filename=Path(path).name)
+
+
+def cmd_demo_models(args) -> int:
+    from arena.demo import build_demo_models
+
+    registry_path = build_demo_models(Path(args.dir))
+    print(f"Built demo models; run the app on them with: ARENA_MODELS={registry_path} streamlit run streamlit_app.py")
+    return 0
+
+
+def cmd_check_models(args) -> int:
+    settings, registry = _settings_registry(args)
+    backends = Backends(registry, settings)
+    failed = 0
+    try:
+        for spec in registry.specs:
+            if not spec.enabled:
+                print(f"{spec.id}: disabled")
+                continue
+            try:
+                print(f"{spec.id}: ok, {backends.get(spec.id).check()}", flush=True)
+            except ArenaError as exc:
+                failed += 1
+                print(f"{spec.id}: ERROR {exc}", flush=True)
+    finally:
+        backends.close()
+    return 1 if failed else 0
+
+
+def cmd_ask(args) -> int:
+    settings, registry = _settings_registry(args)
+    spec = registry.get(args.model)
+    image = _read_image(args.image, settings)
+    prompt = check_prompt(args.prompt, settings)
+    backends = Backends(registry, settings)
+    try:
+        for piece in backends.get(spec.id).stream(chat_messages(image.image, [prompt], (), spec.system_prompt)):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+    finally:
+        backends.close()
+    return 0
+
+
+def cmd_battle(args) -> int:
+    from arena.store import Store
+
+    settings, registry = _settings_registry(args)
+    image = _read_image(args.image, settings)
+    prompt = check_prompt(args.prompt, settings)
+    mode = "named" if args.models else "anonymous"
+    spec_a, spec_b = battles.pick_models(registry, mode, tuple(args.models) if args.models else None)
+    store = Store.open(settings)
+    session_id = f"cli-{uuid.uuid4().hex[:12]}"
+    backends = Backends(registry, settings)
+    try:
+        battle = battles.Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
+        for _ in battles.ask(backends, battle, prompt):
+            pass
+        battles.save_turn(store, battle, session_id)
+    finally:
+        backends.close()
+    result_a, result_b = battle.results[-1]
+    out = {
+        "battle_id": battle.battle_id,
+        "mode": mode,
+        "model_a": spec_a.id,
+        "model_b": spec_b.id,
+        "answer_a": result_a.answer,
+        "answer_b": result_b.answer,
+        "error_a": result_a.error,
+        "error_b": result_b.error,
+        "vote": None,
+    }
+    status = 0
+    if args.vote:
+        try:
+            battles.vote(store, battle, Outcome(args.vote), voter_id=session_id, session_id=session_id)
+            out["vote"] = args.vote
+        except ArenaError as exc:
+            print(f"error: vote not stored: {exc}", file=sys.stderr)
+            status = 1
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return status
+
+
+def cmd_db(args) -> int:
+    from arena.store import engine as eng
+
+    settings = Settings.from_env()
+    engine = eng.make_engine(settings.db_url)
+    if args.action == "upgrade":
+        eng.with_retries("migrate the database", lambda: eng.upgrade(engine, args.revision))
+    print(f"database revision: {eng.current_revision(engine)} (latest: {eng.head_revision()})")
+    return 0
+
+
+def cmd_settings(_args) -> int:
+    for name, default, help_text in describe():
+        print(f"{name:28} {default:22} {help_text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m arena", description="VLM Arena command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo-models", help="build tiny random-weight demo models and their models.yaml")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_demo_models)
+
+    p = sub.add_parser("check-models", help="load or reach each model and report ok or the error")
+    p.add_argument("--registry", help="models.yaml to check (default: ARENA_MODELS)")
+    p.set_defaults(func=cmd_check_models)
+
+    p = sub.add_parser("ask", help="stream one model's answer to stdout")
+    p.add_argument("--model", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--registry")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("battle", help="run a battle as the page does, store it, print JSON")
+    p.add_argument("--image", required=True)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--models", nargs=2, metavar=("A", "B"), help="named mode: these two, A on the left")
+    p.add_argument("--vote", choices=[o.value for o in Outcome])
+    p.add_argument("--registry")
+    p.set_defaults(func=cmd_battle)
+
+    p = sub.add_parser("db", help="database schema: upgrade to the latest migration, or show the revision")
+    p.add_argument("action", choices=["upgrade", "current"])
+    p.add_argument("--revision", default="head")
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("settings", help="list the settings (environment variables) with defaults")
+    p.set_defaults(func=cmd_settings)
+
+    from arena import cli_data
+
+    cli_data.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ArenaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""The only modules that import streamlit: one module per page, plus shared widgets."""

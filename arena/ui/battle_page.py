@@ -1,0 +1,202 @@
+"""The battle page: upload an image, ask, watch two answers stream side by side, vote."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from arena import battle as battles
+from arena.battle import SIDES, Battle
+from arena.errors import AlreadyVoted, ArenaError
+from arena.images import EXTENSIONS, check_image, check_prompt
+from arena.ui import widgets
+from arena.ui.common import resources, session_id, voter_id
+
+MODES = {"anonymous": "🎲 Anonymous battle", "named": "🏷️ Named battle"}
+_REFRESH_S = 0.05  # how often a streaming answer is redrawn
+
+
+def render() -> None:
+    res = resources()
+    st.title("⚔️ VLM Arena")
+    st.caption("Upload an image, ask a question, and vote for the better answer. Names are revealed after the vote.")
+    battle: Battle | None = st.session_state.get("battle")
+
+    if battle is None:
+        mode, models = _mode_picker(res.registry)
+        upload = st.file_uploader(
+            "Image (PNG, JPEG, WebP, GIF, BMP)",
+            type=list(EXTENSIONS),
+            key="image",
+            max_upload_size=max(1, int(res.settings.max_upload_mb)),
+        )
+        checked = _checked_upload(upload, res.settings)
+    else:
+        st.image(battle.image.image, width=420)
+        _conversation(battle)
+
+    prompt = st.chat_input(_placeholder(battle, res.settings), key="prompt", disabled=_input_closed(battle, res.settings))
+    if prompt is not None:
+        if battle is None:
+            battle = _start(res, mode, models, checked, prompt)
+        else:
+            _follow_up(res, battle, prompt)
+    if battle is not None:
+        _actions(res, battle)
+    for message in st.session_state.pop("notices", []):
+        st.info(message)
+
+
+def _mode_picker(registry):
+    mode = st.radio("Mode", list(MODES), format_func=MODES.get, key="mode", horizontal=True)
+    if mode == "anonymous":
+        return mode, None
+    options = [s.id for s in registry.enabled]
+    names = {s.id: s.display_name for s in registry.specs}
+    left, right = st.columns(2)
+    a = left.selectbox("Model A (left)", options, index=0, format_func=names.get, key="named_a")
+    b = right.selectbox("Model B (right)", options, index=min(1, len(options) - 1), format_func=names.get, key="named_b")
+    return mode, (a, b)
+
+
+def _placeholder(battle, settings) -> str:
+    if battle is None:
+        return "Ask about the image…"
+    if battle.outcome is not None:
+        return "Vote stored: start a new battle to ask again"
+    return f"Ask a follow-up ({len(battle.prompts)}/{settings.max_turns} turns)"
+
+
+def _input_closed(battle, settings) -> bool:
+    return battle is not None and not battle.can_follow_up(settings.max_turns)
+
+
+def _checked_upload(upload, settings):
+    """Check the uploaded file at once: a preview, or one line saying what is wrong."""
+    if upload is None:
+        return None
+    try:
+        image = check_image(upload.getvalue(), settings, filename=upload.name)
+    except ArenaError as exc:
+        st.error(str(exc))
+        return None
+    st.image(image.image, width=320)
+    return image
+
+
+def _start(res, mode, models, image, prompt) -> Battle | None:
+    try:
+        if image is None:
+            st.error("Upload an image first (PNG, JPEG, WebP, GIF or BMP), then ask your question.")
+            return None
+        text = check_prompt(prompt, res.settings)
+        res.store.check_battle_rate(session_id())
+        spec_a, spec_b = battles.pick_models(res.registry, mode, models)
+    except ArenaError as exc:
+        st.error(str(exc))
+        return None
+    battle = Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
+    st.image(image.image, width=420)
+    _stream(res, battle, battles.ask(res.backends, battle, text), text)
+    return battle
+
+
+def _follow_up(res, battle: Battle, prompt: str) -> None:
+    try:
+        text = check_prompt(prompt, res.settings)
+    except ArenaError as exc:
+        st.error(str(exc))
+        return
+    _stream(res, battle, battles.ask(res.backends, battle, text), text)
+
+
+def _stream(res, battle: Battle, events, prompt: str) -> None:
+    """Draw both answers as they stream, store the turn, then redraw the page."""
+    with st.chat_message("user"):
+        st.markdown(prompt)
+    placeholders, texts = {}, {side: "" for side in SIDES}
+    for side, col in zip(SIDES, st.columns(2), strict=True):
+        with col:
+            st.markdown(f"**{widgets.side_label(battle, side)}**")
+            placeholders[side] = st.empty()
+            backend = res.backends.get(battle.specs[side].id)
+            waiting = "⏳ Loading the model for the first time…" if getattr(backend, "loaded", True) is False else "⏳ Thinking…"
+            placeholders[side].markdown(waiting)
+    last_draw = 0.0
+    for event in events:
+        if event.result is None:
+            texts[event.side] += event.text
+            if time.monotonic() - last_draw > _REFRESH_S:
+                for side in SIDES:
+                    if texts[side]:
+                        placeholders[side].markdown(texts[side] + " ▌")
+                last_draw = time.monotonic()
+        else:
+            with placeholders[event.side].container():
+                widgets.show_result(_masked(battle, event.side, event.result))
+    try:
+        battles.save_turn(res.store, battle, session_id())
+    except ArenaError as exc:
+        st.error(str(exc))
+        return
+    st.session_state.battle = battle
+    st.rerun()
+
+
+def _conversation(battle: Battle) -> None:
+    for i, (prompt, pair) in enumerate(zip(battle.prompts, battle.results, strict=True)):
+        with st.chat_message("user"):
+            st.markdown(prompt)
+        for side, col, result in zip(SIDES, st.columns(2), pair, strict=True):
+            with col:
+                if i == 0:
+                    st.markdown(f"**{widgets.side_label(battle, side)}**")
+                widgets.show_result(_masked(battle, side, result))
+
+
+def _masked(battle: Battle, side: str, result):
+    """Before the vote in anonymous mode, an error must not name the model."""
+    if battle.mode == "named" or battle.outcome is not None or not result.error:
+        return result
+    spec = battle.specs[side]
+    error = result.error
+    for secret in {spec.id, spec.display_name, spec.model}:
+        error = error.replace(secret, f"Model {side.upper()}")
+    return type(result)(answer=result.answer, error=error, ttft=result.ttft, total=result.total, tokens=result.tokens)
+
+
+def _actions(res, battle: Battle) -> None:
+    if battle.outcome is None:
+        if not battle.last_ok:
+            st.warning("A model failed, so this battle cannot be voted on. Start a new battle.")
+        clicked = widgets.vote_bar(enabled=battle.can_vote)
+        if clicked is not None:
+            _vote(res, battle, clicked)
+    else:
+        st.success(f"Thanks for voting! {widgets.side_label(battle, 'a')} · {widgets.side_label(battle, 'b')}")
+        clicked = widgets.vote_bar(enabled=False)
+        if clicked is not None:
+            _vote(res, battle, clicked)
+    left, right = st.columns(2)
+    if left.button("🔄 New battle", key="new_battle", use_container_width=True):
+        st.session_state.pop("battle", None)
+        st.rerun()
+    if right.button("♻️ Regenerate", key="regenerate", disabled=battle.outcome is not None, use_container_width=True):
+        _stream(res, battle, battles.regenerate(res.backends, battle), battle.prompts[-1])
+
+
+def _vote(res, battle: Battle, outcome) -> None:
+    try:
+        battles.vote(res.store, battle, outcome, voter_id=voter_id(), session_id=session_id())
+    except AlreadyVoted:
+        st.warning("This battle already has its vote: each battle takes one. Start a new battle to vote again.")
+        return
+    except ArenaError as exc:
+        st.error(str(exc))
+        return
+    st.rerun()
+
+
+if __name__ == "__main__":
+    render()

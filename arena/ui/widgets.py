@@ -1,0 +1,57 @@
+"""Pieces of the battle page: the two answer columns and the vote bar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from arena.outcome import Outcome
+from arena.store import SideResult
+
+VOTE_BUTTONS = (
+    (Outcome.A, "👈 A is better"),
+    (Outcome.B, "👉 B is better"),
+    (Outcome.TIE, "🤝 Tie"),
+    (Outcome.BOTH_BAD, "👎 Both are bad"),
+)
+
+
+def side_label(battle, side: str) -> str:
+    """'Model A' until the vote in anonymous mode; the model's name once it may be shown."""
+    letter = side.upper()
+    if battle.mode == "named" or battle.outcome is not None:
+        return f"Model {letter}: {battle.specs[side].display_name}"
+    return f"Model {letter}"
+
+
+def timing_caption(result: SideResult) -> str:
+    parts = []
+    if result.ttft is not None:
+        parts.append(f"first token {result.ttft:.2f} s")
+    if result.total is not None:
+        parts.append(f"total {result.total:.2f} s")
+    if result.tokens:
+        parts.append(f"{result.tokens} tokens")
+    return " · ".join(parts)
+
+
+def show_result(result: SideResult) -> None:
+    """An answer as markdown (never live HTML), or its error."""
+    if result.error:
+        if result.answer:
+            st.markdown(result.answer)
+        st.error(result.error)
+    else:
+        st.markdown(result.answer)
+    caption = timing_caption(result)
+    if caption:
+        st.caption(caption)
+
+
+def vote_bar(enabled: bool) -> Outcome | None:
+    """Four vote buttons in a row; returns the outcome clicked, if any."""
+    clicked = None
+    for col, (outcome, label) in zip(st.columns(len(VOTE_BUTTONS)), VOTE_BUTTONS, strict=True):
+        with col:
+            if st.button(label, key=f"vote_{outcome.value}", disabled=not enabled, use_container_width=True):
+                clicked = outcome
+    return clicked

@@ -1,0 +1,16 @@
+"""VLM Arena: `streamlit run streamlit_app.py`. Thin: navigation over the pages only."""
+
+from pathlib import Path
+
+import streamlit as st
+
+UI = Path(__file__).resolve().parent / "arena" / "ui"
+
+st.set_page_config(page_title="VLM Arena", page_icon="⚔️", layout="wide")
+page = st.navigation(
+    [
+        st.Page(UI / "battle_page.py", title="Battle", icon="⚔️", url_path="battle", default=True),
+        st.Page(UI / "leaderboard_page.py", title="Leaderboard", icon="🏆", url_path="leaderboard"),
+    ]
+)
+page.run()

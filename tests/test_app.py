@@ -1,0 +1,126 @@
+"""The whole page, headless (streamlit.testing AppTest), on the demo models and a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from arena.config import Settings
+from arena.store import Store
+from arena.store.schema import battles, votes
+from tests.conftest import png_bytes
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+TIMEOUT = 180
+
+
+@pytest.fixture
+def app_env(demo_models_dir, tmp_path, monkeypatch):
+    db_url = f"sqlite:///{tmp_path / 'app.db'}"
+    monkeypatch.setenv("ARENA_MODELS", str(demo_models_dir / "models.yaml"))
+    monkeypatch.setenv("ARENA_DB_URL", db_url)
+    return Store.open(Settings(db_url=db_url))
+
+
+def texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def start_battle(at, prompt="What is in this picture?"):
+    at.file_uploader(key="image").set_value(("cat.png", png_bytes((64, 48)), "image/png"))
+    at.run()
+    at.chat_input(key="prompt").set_value(prompt).run()
+    return at
+
+
+def test_battle_vote_reveal_and_leaderboard(app_env):
+    store = app_env
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    start_battle(at)
+    assert not at.exception, at.exception
+    battle = at.session_state.battle
+    result_a, result_b = battle.results[0]
+    assert result_a.ok and result_b.ok
+    page = texts(at)
+    assert result_a.answer.strip()[:20] in page and result_b.answer.strip()[:20] in page
+    assert "first token" in page and "total" in page
+    # anonymous: the page shows "Model A" / "Model B", never the names
+    for spec in (battle.spec_a, battle.spec_b):
+        assert spec.id not in page and spec.display_name not in page
+    assert not at.button(key="vote_a").disabled
+
+    at.button(key="vote_a").click().run()
+    assert not at.exception
+    with store.engine.connect() as conn:
+        rows = list(conn.execute(select(votes.c.outcome, battles.c.model_a, battles.c.mode).join(battles)))
+    assert rows == [("a", battle.spec_a.id, "anonymous")]
+    page = texts(at)
+    assert battle.spec_a.display_name in page and battle.spec_b.display_name in page  # revealed
+    assert at.button(key="vote_b").disabled
+
+    # A double click sends the second click before the page redraws with disabled buttons:
+    # put the page back in that state; the database refuses the second vote.
+    at.session_state.battle.outcome = None
+    at.run()
+    at.button(key="vote_b").click().run()
+    assert "already has its vote" in texts(at)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(votes.c.outcome)).scalars().all() == ["a"]
+
+    at.switch_page("arena/ui/leaderboard_page.py").run()
+    assert not at.exception
+    frame = at.dataframe[0].value
+    assert set(frame["model"]) == {battle.spec_a.id, battle.spec_b.id}
+    assert frame["votes"].sum() == 2
+
+
+def test_bad_upload_and_empty_prompt_store_nothing(app_env):
+    store = app_env
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="image").set_value(("notes.png", b"this is not an image", "image/png"))
+    at.run()
+    at.chat_input(key="prompt").set_value("What is it?").run()
+    assert "not a supported image" in texts(at)
+    at.file_uploader(key="image").set_value(("ok.png", png_bytes(), "image/png"))
+    at.run()
+    at.chat_input(key="prompt").set_value("   ").run()
+    assert not at.exception
+    with store.engine.connect() as conn:
+        assert conn.execute(select(battles.c.id)).first() is None
+    assert "battle" not in at.session_state
+
+
+def test_named_mode_shows_names_and_follow_up(app_env):
+    store = app_env
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.radio(key="mode").set_value("named").run()
+    at.selectbox(key="named_a").set_value("tiny-llava")
+    at.selectbox(key="named_b").set_value("tiny-qwen2-vl").run()
+    start_battle(at)
+    assert not at.exception
+    page = texts(at)
+    assert "Tiny LLaVA" in page and "Tiny Qwen2-VL" in page
+    at.chat_input(key="prompt").set_value("And the background?").run()
+    battle = at.session_state.battle
+    assert len(battle.results) == 2 and battle.last_ok
+    at.button(key="vote_tie").click().run()
+    row = store.battle(battle.battle_id)
+    assert row["mode"] == "named" and len(row["turns"]) == 2 and row["vote"]["outcome"] == "tie"
+    at.button(key="new_battle").click().run()
+    assert "battle" not in at.session_state
+
+
+def test_broken_registry_is_one_line_in_the_page(tmp_path, monkeypatch):
+    bad = tmp_path / "models.yaml"
+    bad.write_text("models:\n  - id: a\n    backend: nope\n    model: x\n")
+    monkeypatch.setenv("ARENA_MODELS", str(bad))
+    monkeypatch.setenv("ARENA_DB_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "unknown backend 'nope'" in at.error[0].value

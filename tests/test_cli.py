@@ -1,0 +1,111 @@
+"""The command line, run as a user would: python -m arena in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from arena.config import Settings
+from arena.store import Store
+from tests.conftest import png_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def arena(*args, env=None, timeout=300):
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "arena", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def cli_env(demo_models_dir, tmp_path):
+    return {"ARENA_MODELS": str(demo_models_dir / "models.yaml"), "ARENA_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    path = tmp_path / "photo.png"
+    path.write_bytes(png_bytes((64, 48)))
+    return path
+
+
+def test_ask_streams_an_answer(cli_env, image_file):
+    out = arena("ask", "--model", "tiny-llava", "--image", str(image_file), "--prompt", "What?", env=cli_env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+
+
+def test_battle_stores_and_votes(cli_env, image_file):
+    out = arena(
+        "battle", "--image", str(image_file), "--prompt", "Describe", "--models", "tiny-llava", "tiny-paligemma",
+        "--vote", "b", env=cli_env,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert (result["model_a"], result["model_b"], result["vote"]) == ("tiny-llava", "tiny-paligemma", "b")
+    assert result["answer_a"] and result["answer_b"]
+    store = Store.open(Settings(db_url=cli_env["ARENA_DB_URL"]))
+    row = store.battle(result["battle_id"])
+    assert row["vote"]["outcome"] == "b" and row["mode"] == "named"
+
+
+def test_anonymous_battle(cli_env, image_file):
+    out = arena("battle", "--image", str(image_file), "--prompt", "Describe", env=cli_env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["mode"] == "anonymous" and result["model_a"] != result["model_b"]
+
+
+def test_check_models_reports_each(demo_models_dir, tmp_path):
+    registry = tmp_path / "models.yaml"
+    data = yaml.safe_load((demo_models_dir / "models.yaml").read_text())
+    for entry in data["models"]:
+        entry["model"] = str(demo_models_dir / entry["model"])
+    data["models"].append({"id": "gone", "backend": "transformers", "model": "/nonexistent/model"})
+    registry.write_text(yaml.safe_dump(data))
+    out = arena("check-models", "--registry", str(registry))
+    assert out.returncode == 1
+    lines = out.stdout.strip().splitlines()
+    assert any(line.startswith("tiny-llava: ok") for line in lines)
+    assert any(line.startswith("gone: ERROR") and "/nonexistent/model" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("ask", "--model", "tiny-llava", "--image", "{bad}", "--prompt", "x"), "not a supported image"),
+        (("ask", "--model", "tiny-llava", "--image", "{img}", "--prompt", "  "), "prompt is empty"),
+        (("ask", "--model", "nope", "--image", "{img}", "--prompt", "x"), "no model with id 'nope'"),
+        (("ask", "--model", "tiny-llava", "--image", "/no/such.png", "--prompt", "x"), "cannot read the image"),
+        (("battle", "--image", "{img}", "--prompt", "x", "--models", "tiny-llava", "tiny-llava"), "two different"),
+    ],
+)
+def test_errors_are_one_line(cli_env, image_file, tmp_path, args, message):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    args = [a.format(img=image_file, bad=bad) for a in args]
+    out = arena(*args, env=cli_env)
+    assert out.returncode != 0
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_broken_registry_env(tmp_path, image_file):
+    bad = tmp_path / "models.yaml"
+    bad.write_text("models:\n  - id: a\n    model: x\n    weight: -2\n")
+    out = arena("battle", "--image", str(image_file), "--prompt", "x", env={"ARENA_MODELS": str(bad)})
+    assert out.returncode == 1 and "field 'weight'" in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+def test_demo_models_command(tmp_path):
+    out = arena("demo-models", str(tmp_path / "demo"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "demo" / "models.yaml").is_file()
