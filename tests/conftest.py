@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import io
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from arena.config import Settings  # noqa: E402
 
 PG_URL = os.environ.get("ARENA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SERVE_START_TIMEOUT_S = 120
 
 
 def _pg_reason() -> str | None:
@@ -105,3 +111,58 @@ def demo_models_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo_models")
     build_demo_models(out)
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llava_spec(tmp_path_factory):
+    """The TransformersSpec of the tiny LLaVA that arena.demo builds."""
+    from arena.demo import build_demo_models
+    from arena.registry import load_registry
+
+    path = build_demo_models(tmp_path_factory.mktemp("demo_models"), architectures=("llava",))
+    (spec,) = load_registry(path).specs
+    assert spec.backend == "transformers" and Path(spec.model).is_dir()
+    return spec
+
+
+@pytest.fixture(scope="session")
+def serve_url(llava_spec, tmp_path_factory):
+    """`transformers serve` pinned to the tiny LLaVA directory; its /v1 base URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    cmd = [
+        sys.executable, "-m", "transformers.cli.transformers", "serve", llava_spec.model,
+        "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + SERVE_START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-1500:]
+                pytest.skip(f"transformers serve exited with {proc.returncode} at start:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.skip(f"transformers serve was not ready within {SERVE_START_TIMEOUT_S} s")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -124,3 +124,34 @@ def test_broken_registry_is_one_line_in_the_page(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "unknown backend 'nope'" in at.error[0].value
+
+
+def test_local_model_against_served_model(demo_models_dir, serve_url, llava_spec, tmp_path, monkeypatch):
+    """A battle in the page between a local model and one behind `transformers serve`."""
+    import yaml
+
+    data = yaml.safe_load((demo_models_dir / "models.yaml").read_text())
+    for entry in data["models"]:
+        entry["model"] = str(demo_models_dir / entry["model"])
+    data["models"].append(
+        {"id": "served-llava", "name": "Served LLaVA", "backend": "openai", "base_url": serve_url,
+         "model": llava_spec.model, "max_new_tokens": 24, "temperature": 0.0}
+    )  # fmt: skip
+    registry = tmp_path / "models.yaml"
+    registry.write_text(yaml.safe_dump(data))
+    db_url = f"sqlite:///{tmp_path / 'app.db'}"
+    monkeypatch.setenv("ARENA_MODELS", str(registry))
+    monkeypatch.setenv("ARENA_DB_URL", db_url)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.radio(key="mode").set_value("named").run()
+    at.selectbox(key="named_a").set_value("tiny-llava")
+    at.selectbox(key="named_b").set_value("served-llava").run()
+    start_battle(at)
+    assert not at.exception
+    battle = at.session_state.battle
+    local, served = battle.results[0]
+    assert local.ok and served.ok, (local.error, served.error)
+    assert local.answer == served.answer  # same weights, greedy: the same text either way
+    at.button(key="vote_b").click().run()
+    row = Store.open(Settings(db_url=db_url)).battle(battle.battle_id)
+    assert (row["model_b"], row["vote"]["outcome"]) == ("served-llava", "b")

@@ -10,15 +10,10 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -28,15 +23,9 @@ from arena.backends.openai_backend import OpenAIBackend, to_openai_messages
 from arena.config import Settings
 from arena.errors import ModelError
 from arena.registry import OpenAISpec
+from tests.conftest import free_port
 
-SERVE_START_TIMEOUT_S = 120
 PROMPTS = ["What is in this image?", "Say more about the colours."]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _spec(base_url: str, **fields) -> OpenAISpec:
@@ -52,55 +41,6 @@ def _image() -> Image.Image:
 
 
 # ----- transformers serve ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def llava_spec(tmp_path_factory):
-    """The TransformersSpec of the tiny LLaVA that arena.demo builds."""
-    from arena.demo import build_demo_models
-    from arena.registry import load_registry
-
-    path = build_demo_models(tmp_path_factory.mktemp("demo_models"), architectures=("llava",))
-    (spec,) = load_registry(path).specs
-    assert spec.backend == "transformers" and Path(spec.model).is_dir()
-    return spec
-
-
-@pytest.fixture(scope="session")
-def serve_url(llava_spec, tmp_path_factory):
-    """`transformers serve` pinned to the tiny LLaVA directory; its /v1 base URL."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    cmd = [
-        sys.executable, "-m", "transformers.cli.transformers", "serve", llava_spec.model,
-        "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32",
-    ]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + SERVE_START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-1500:]
-                pytest.skip(f"transformers serve exited with {proc.returncode} at start:\n{tail}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.skip(f"transformers serve was not ready within {SERVE_START_TIMEOUT_S} s")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -331,7 +271,7 @@ def test_missing_api_key_variable(provider, monkeypatch):
 
 
 def test_connection_refused():
-    url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there now
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there now
     backend = OpenAIBackend(_spec(url, timeout_s=5), Settings())
     for call in (_answer, OpenAIBackend.check):
         with pytest.raises(ModelError) as err:
