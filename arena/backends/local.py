@@ -130,6 +130,12 @@ def _worker_main(spec, settings, requests, responses, cancel) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from arena.backends import hf_load
 
+    if hf_load.resolve_device(spec.device) == "cpu":
+        # a battle runs two workers at once: each gets half the cores, or they thrash
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+
     try:
         model = hf_load.load_model(spec, settings)
     except ModelError as exc:
