@@ -85,20 +85,11 @@ def run_sides(backends: Backends, battle: Battle) -> Iterator[Event]:
     """Run the last prompt on both sides at the same time; yield events as they come."""
     events: queue.Queue[Event] = queue.Queue()
     stop = threading.Event()
-    threads = [
-        threading.Thread(
-            target=_run_side,
-            args=(backends, battle.specs[side], battle.messages(side), side, events, stop),
-            daemon=True,
-            name=f"arena-side-{side}",
-        )
-        for side in SIDES
-    ]
-    for t in threads:
-        t.start()
+    for side in SIDES:
+        backends.side_threads.submit(_run_side, backends, battle.specs[side], battle.messages(side), side, events, stop)
     finished = 0
     try:
-        while finished < len(threads):
+        while finished < len(SIDES):
             event = events.get()
             if event.result is not None:
                 finished += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from arena.backends.base import Backend, chat_messages
 
@@ -27,6 +28,9 @@ class Backends:
         self.settings = settings
         self._lock = threading.Lock()
         self._by_id: dict[str, Backend] = {}
+        # Threads that wait on the two sides of battles; reused, since starting two threads per
+        # battle cost more than storing it. Each running battle holds two of them.
+        self.side_threads = ThreadPoolExecutor(max_workers=512, thread_name_prefix="arena-side")
 
     def get(self, model_id: str) -> Backend:
         with self._lock:
@@ -40,6 +44,7 @@ class Backends:
             for backend in self._by_id.values():
                 backend.close()
             self._by_id.clear()
+        self.side_threads.shutdown(wait=False, cancel_futures=True)
 
 
 __all__ = ["Backend", "Backends", "backend_class", "chat_messages"]

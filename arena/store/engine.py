@@ -29,20 +29,38 @@ def make_engine(url: str) -> Engine:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            # no pre-ping round trip per checkout: a dropped connection fails the transaction,
+            # which with_retries runs again on a fresh one
+            engine = create_engine(url, pool_size=10, max_overflow=20)
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError(f"ARENA_DB_URL={url!r} is not usable: {exc}.") from None
     return engine
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _sqlite_begin)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    """Writes take the write lock up front (BEGIN IMMEDIATE), so a read-then-write transaction
+    waits for the busy timeout instead of failing at once with 'database is locked'."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+
+
+WRITE = "arena_write"
+
+
+def writer(engine: Engine) -> Engine:
+    """The engine for write transactions (BEGIN IMMEDIATE on SQLite; the same engine elsewhere)."""
+    return engine.execution_options(**{WRITE: True})
 
 
 def alembic_config() -> Config:

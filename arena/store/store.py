@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,25 @@ from arena.store import engine as eng
 from arena.store.schema import battles, images, turns, votes
 
 MODES = ("anonymous", "named")
+
+# Statements built once: building them per call cost more than running them.
+_INSERT_BATTLE = insert(battles)
+_INSERT_TURN = insert(turns)
+_INSERT_VOTE = insert(votes)
+_INSERT_IMAGE = {
+    "sqlite": sqlite.insert(images).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(images).on_conflict_do_nothing(),
+}
+# The battle's owner and its last turn's answers, in one round trip.
+_BATTLE_AND_LAST_TURN = (
+    select(battles.c.session_id, turns.c.answer_a, turns.c.error_a, turns.c.answer_b, turns.c.error_b)
+    .select_from(battles.outerjoin(turns, turns.c.battle_id == battles.c.id))
+    .where(battles.c.id == bindparam("battle_id"))
+    .order_by(turns.c.idx.desc())
+    .limit(1)
+)
+_VOTE_OF = select(votes.c.id).where(votes.c.battle_id == bindparam("battle_id"))
+_TURN_COUNT = select(func.count()).where(turns.c.battle_id == bindparam("battle_id"))
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,7 @@ def now() -> datetime:
 class Store:
     def __init__(self, engine: Engine, settings=None):
         self.engine = engine
+        self.writer = eng.writer(engine)
         self.settings = settings
 
     @classmethod
@@ -92,22 +112,12 @@ class Store:
         battle_id = uuid.uuid4().hex
 
         def write():
-            with self.engine.begin() as conn:
+            with self.writer.begin() as conn:
                 self._check_battle_rate(conn, session_id)
-                _insert_ignore(
-                    conn,
-                    images,
-                    dict(
-                        sha256=image.sha256,
-                        format=image.format,
-                        width=image.width,
-                        height=image.height,
-                        data=image.data,
-                        created_at=now(),
-                    ),
-                )
+                _insert_image(conn, image)
                 conn.execute(
-                    insert(battles).values(
+                    _INSERT_BATTLE,
+                    dict(
                         id=battle_id,
                         created_at=now(),
                         mode=mode,
@@ -115,9 +125,11 @@ class Store:
                         model_b=model_b,
                         image_sha256=image.sha256,
                         session_id=session_id,
-                    )
+                        source="arena",
+                        question_id=None,
+                    ),
                 )
-                conn.execute(insert(turns).values(**_turn_row(battle_id, 0, prompt, result_a, result_b)))
+                conn.execute(_INSERT_TURN, _turn_row(battle_id, 0, prompt, result_a, result_b))
 
         eng.with_retries("store the battle", write)
         return battle_id
@@ -126,10 +138,10 @@ class Store:
         """Append a follow-up turn to a battle that has no vote yet; returns its index."""
 
         def write():
-            with self.engine.begin() as conn:
+            with self.writer.begin() as conn:
                 self._refuse_if_voted(conn, battle_id)
-                idx = conn.execute(select(func.count()).where(turns.c.battle_id == battle_id)).scalar_one()
-                conn.execute(insert(turns).values(**_turn_row(battle_id, idx, prompt, result_a, result_b)))
+                idx = conn.execute(_TURN_COUNT, {"battle_id": battle_id}).scalar_one()
+                conn.execute(_INSERT_TURN, _turn_row(battle_id, idx, prompt, result_a, result_b))
                 return idx
 
         return eng.with_retries("store the turn", write)
@@ -138,7 +150,7 @@ class Store:
         """Regenerate: overwrite the answers of the last turn (before the vote only)."""
 
         def write():
-            with self.engine.begin() as conn:
+            with self.writer.begin() as conn:
                 self._refuse_if_voted(conn, battle_id)
                 last = conn.execute(
                     select(func.max(turns.c.idx)).where(turns.c.battle_id == battle_id)
@@ -167,26 +179,21 @@ class Store:
         outcome = Outcome(outcome)
 
         def write():
-            with self.engine.begin() as conn:
-                battle = conn.execute(select(battles).where(battles.c.id == battle_id)).mappings().first()
-                if battle is None:
+            with self.writer.begin() as conn:
+                last = conn.execute(_BATTLE_AND_LAST_TURN, {"battle_id": battle_id}).mappings().first()
+                if last is None:
                     raise VoteError(f"Battle {battle_id} does not exist: start a new battle.")
-                if session_id is not None and battle["session_id"] != session_id:
+                if session_id is not None and last["session_id"] != session_id:
                     raise VoteError("Only the session that started a battle can vote on it.")
-                last = conn.execute(
-                    select(turns).where(turns.c.battle_id == battle_id).order_by(turns.c.idx.desc()).limit(1)
-                ).mappings().first()
-                if last is None or not _answered(last, "a") or not _answered(last, "b"):
+                if not _answered(last, "a") or not _answered(last, "b"):
                     raise VoteError("Both answers must finish without error before a vote.")
                 self._check_vote_rate(conn, voter_id)
                 try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            insert(votes).values(
-                                battle_id=battle_id, outcome=outcome.value, created_at=now(), voter_id=voter_id
-                            )
-                        )
-                except IntegrityError:
+                    conn.execute(
+                        _INSERT_VOTE,
+                        dict(battle_id=battle_id, outcome=outcome.value, created_at=now(), voter_id=voter_id),
+                    )
+                except IntegrityError:  # the unique constraint on votes.battle_id
                     raise AlreadyVoted(battle_id) from None
 
         eng.with_retries("store the vote", write)
@@ -222,7 +229,7 @@ class Store:
 
     @staticmethod
     def _refuse_if_voted(conn: Connection, battle_id: str) -> None:
-        if conn.execute(select(votes.c.id).where(votes.c.battle_id == battle_id)).first() is not None:
+        if conn.execute(_VOTE_OF, {"battle_id": battle_id}).first() is not None:
             raise AlreadyVoted(battle_id)
 
     # ----- reads --------------------------------------------------------------------------
@@ -314,16 +321,16 @@ def _answered(turn, side: str) -> bool:
     return turn[f"error_{side}"] is None and bool((turn[f"answer_{side}"] or "").strip())
 
 
-def _insert_ignore(conn: Connection, table, values: dict) -> None:
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        conn.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        conn.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
-    else:
-        pk = list(table.primary_key.columns)[0]
-        if conn.execute(select(pk).where(pk == values[pk.name])).first() is None:
-            conn.execute(insert(table).values(**values))
+def _insert_image(conn: Connection, image) -> None:
+    """Store the image once per sha256 (a no-op when it is already there)."""
+    row = dict(
+        sha256=image.sha256, format=image.format, width=image.width, height=image.height, data=image.data, created_at=now()
+    )
+    stmt = _INSERT_IMAGE.get(conn.dialect.name)
+    if stmt is not None:
+        conn.execute(stmt, row)
+    elif conn.execute(select(images.c.sha256).where(images.c.sha256 == image.sha256)).first() is None:
+        conn.execute(insert(images), row)
 
 
 def _first_line(exc: BaseException) -> str:
