@@ -155,3 +155,46 @@ def test_local_model_against_served_model(demo_models_dir, serve_url, llava_spec
     at.button(key="vote_b").click().run()
     row = Store.open(Settings(db_url=db_url)).battle(battle.battle_id)
     assert (row["model_b"], row["vote"]["outcome"]) == ("served-llava", "b")
+
+
+def test_sample_image_regenerate_and_rate_limit(app_env, monkeypatch):
+    store = app_env
+    monkeypatch.setenv("ARENA_BATTLES_PER_MINUTE", "1")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.button(key="sample_shapes.png").click().run()
+    assert "How many red circles" in str([img.proto for img in at.image])  # the suggested prompt
+    at.chat_input(key="prompt").set_value("How many red circles are there?").run()
+    assert not at.exception
+    battle = at.session_state.battle
+    from arena.samples import SAMPLES_DIR
+
+    assert battle.image.data == (SAMPLES_DIR / "shapes.png").read_bytes()
+    first = battle.results[0]
+    at.button(key="regenerate").click().run()
+    assert not at.exception
+    battle = at.session_state.battle
+    assert len(battle.results) == 1 and battle.results[0][0].ok
+    row = store.battle(battle.battle_id)
+    assert len(row["turns"]) == 1 and row["turns"][0]["answer_a"] == battle.results[0][0].answer
+    assert first[0].answer == battle.results[0][0].answer  # greedy: the same text again
+    at.button(key="new_battle").click().run()
+    at.button(key="sample_landscape.png").click().run()
+    at.chat_input(key="prompt").set_value("What colour is the door?").run()
+    assert "battles in the last minute" in texts(at)  # the second battle within a minute
+    assert "battle" not in at.session_state
+
+
+def test_boxes_in_an_answer_are_drawn_under_it():
+    def page():
+        from PIL import Image
+
+        from arena.store import SideResult
+        from arena.ui.widgets import show_result
+
+        answer = "The cat: <|box_start|>(100,200),(500,800)<|box_end|>"
+        show_result(SideResult(answer=answer), Image.new("RGB", (200, 100), "white"))
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    (image,) = at.image
+    assert "1 box(es) found in this answer" in str(image.proto)

@@ -10,6 +10,7 @@ from arena import battle as battles
 from arena.battle import SIDES, Battle
 from arena.errors import AlreadyVoted, ArenaError
 from arena.images import EXTENSIONS, check_image, check_prompt
+from arena.samples import SAMPLES, SAMPLES_DIR
 from arena.ui import widgets
 from arena.ui.common import resources, session_id, voter_id
 
@@ -32,6 +33,8 @@ def render() -> None:
             max_upload_size=max(1, int(res.settings.max_upload_mb)),
         )
         checked = _checked_upload(upload, res.settings)
+        if upload is None:
+            checked = _sample_picker(res.settings)
     else:
         st.image(battle.image.image, width=420)
         _conversation(battle)
@@ -85,6 +88,22 @@ def _checked_upload(upload, settings):
     return image
 
 
+def _sample_picker(settings):
+    """A row of sample images to start from; returns the chosen one, checked like an upload."""
+    st.caption("…or start from a sample image:")
+    for col, sample in zip(st.columns(len(SAMPLES)), SAMPLES, strict=True):
+        with col:
+            st.image(str(SAMPLES_DIR / sample.file), width="stretch")
+            if st.button(sample.title, key=f"sample_{sample.file}", width="stretch"):
+                st.session_state.sample = sample.file
+    chosen = next((s for s in SAMPLES if s.file == st.session_state.get("sample")), None)
+    if chosen is None:
+        return None
+    image = check_image((SAMPLES_DIR / chosen.file).read_bytes(), settings, filename=chosen.file)
+    st.image(image.image, width=320, caption=f"{chosen.title}: try “{chosen.prompt}”")
+    return image
+
+
 def _start(res, mode, models, image, prompt) -> Battle | None:
     try:
         if image is None:
@@ -134,7 +153,7 @@ def _stream(res, battle: Battle, events, prompt: str) -> None:
                 last_draw = time.monotonic()
         else:
             with placeholders[event.side].container():
-                widgets.show_result(_masked(battle, event.side, event.result))
+                widgets.show_result(_masked(battle, event.side, event.result), battle.image.image)
     try:
         battles.save_turn(res.store, battle, session_id())
     except ArenaError as exc:
@@ -152,7 +171,7 @@ def _conversation(battle: Battle) -> None:
             with col:
                 if i == 0:
                     st.markdown(f"**{widgets.side_label(battle, side)}**")
-                widgets.show_result(_masked(battle, side, result))
+                widgets.show_result(_masked(battle, side, result), battle.image.image)
 
 
 def _masked(battle: Battle, side: str, result):
@@ -179,10 +198,11 @@ def _actions(res, battle: Battle) -> None:
         if clicked is not None:
             _vote(res, battle, clicked)
     left, right = st.columns(2)
-    if left.button("🔄 New battle", key="new_battle", use_container_width=True):
+    if left.button("🔄 New battle", key="new_battle", width="stretch"):
         st.session_state.pop("battle", None)
+        st.session_state.pop("sample", None)
         st.rerun()
-    if right.button("♻️ Regenerate", key="regenerate", disabled=battle.outcome is not None, use_container_width=True):
+    if right.button("♻️ Regenerate", key="regenerate", disabled=battle.outcome is not None, width="stretch"):
         _stream(res, battle, battles.regenerate(res.backends, battle), battle.prompts[-1])
 
 

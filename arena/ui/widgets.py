@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from arena.boxes import draw_boxes, find_boxes
 from arena.outcome import Outcome
 from arena.store import SideResult
 
@@ -34,14 +35,19 @@ def timing_caption(result: SideResult) -> str:
     return " · ".join(parts)
 
 
-def show_result(result: SideResult) -> None:
-    """An answer as markdown (never live HTML), or its error."""
+def show_result(result: SideResult, image=None) -> None:
+    """An answer as markdown (never live HTML) or its error, and the boxes it names drawn on
+    this side's copy of the image."""
     if result.error:
         if result.answer:
             st.markdown(result.answer)
         st.error(result.error)
     else:
         st.markdown(result.answer)
+    if image is not None and result.answer:
+        boxes = find_boxes(result.answer, *image.size)
+        if boxes:
+            st.image(draw_boxes(image, boxes), caption=f"{len(boxes)} box(es) found in this answer")
     caption = timing_caption(result)
     if caption:
         st.caption(caption)
@@ -52,6 +58,6 @@ def vote_bar(enabled: bool) -> Outcome | None:
     clicked = None
     for col, (outcome, label) in zip(st.columns(len(VOTE_BUTTONS)), VOTE_BUTTONS, strict=True):
         with col:
-            if st.button(label, key=f"vote_{outcome.value}", disabled=not enabled, use_container_width=True):
+            if st.button(label, key=f"vote_{outcome.value}", disabled=not enabled, width="stretch"):
                 clicked = outcome
     return clicked
