@@ -51,7 +51,12 @@ SIGLIP_SO400M = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers
 def build_llava(target: Path, text: dict, vision: dict, seed: int, tokens: int, dtype) -> None:
     """A LLaVA model of the given sizes with random weights, saved like a hub checkpoint."""
     import torch
-    from transformers import GenerationConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers import (
+        GenerationConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
     from transformers import SiglipImageProcessorPil as ImageProcessor
 
     from arena import demo
