@@ -63,6 +63,14 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(**{WRITE: True})
 
 
+def statement_writer(engine: Engine) -> Engine:
+    """The engine for writes made of one statement: autocommit on PostgreSQL (no BEGIN and
+    COMMIT round trips), BEGIN IMMEDIATE on SQLite."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return writer(engine)
+
+
 def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
 from arena.outcome import Outcome
 from arena.store import engine as eng
+from arena.store import statements
 from arena.store.schema import battles, images, turns, votes
 
 MODES = ("anonymous", "named")
@@ -38,8 +39,6 @@ _BATTLE_AND_LAST_TURN = (
 )
 _VOTE_OF = select(votes.c.id).where(votes.c.battle_id == bindparam("battle_id"))
 _TURN_COUNT = select(func.count()).where(turns.c.battle_id == bindparam("battle_id"))
-
-
 @dataclass(frozen=True)
 class SideResult:
     """One model's answer to one prompt, with its timings."""
@@ -72,7 +71,9 @@ class Store:
     def __init__(self, engine: Engine, settings=None):
         self.engine = engine
         self.writer = eng.writer(engine)
+        self.statement_writer = eng.statement_writer(engine)
         self.settings = settings
+        self._statements: dict = {}
 
     @classmethod
     def open(cls, settings) -> Store:
@@ -110,6 +111,10 @@ class Store:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         battle_id = uuid.uuid4().hex
+        if self.engine.dialect.name == "postgresql":
+            return self._save_battle_one_statement(
+                battle_id, mode, model_a, model_b, image, prompt, result_a, result_b, session_id
+            )
 
         def write():
             with self.writer.begin() as conn:
@@ -132,6 +137,27 @@ class Store:
                 conn.execute(_INSERT_TURN, _turn_row(battle_id, 0, prompt, result_a, result_b))
 
         eng.with_retries("store the battle", write)
+        return battle_id
+
+    def _save_battle_one_statement(self, battle_id, mode, model_a, model_b, image, prompt, a, b, session_id) -> str:
+        """PostgreSQL: the same writes as save_battle, as one autocommitted statement."""
+        limit = getattr(self.settings, "battles_per_minute", 0) if session_id else 0
+        key = ("battle", limit)
+        if key not in self._statements:
+            self._statements[key] = statements.battle_with_first_turn(limit)
+        stamp = now()
+        params = dict(
+            id=battle_id, created_at=stamp, mode=mode, model_a=model_a, model_b=model_b, session_id=session_id,
+            since=stamp - timedelta(minutes=1), sha256=image.sha256, format=image.format, width=image.width,
+            height=image.height, data=image.data, prompt=prompt, **a.columns("a"), **b.columns("b"),
+        )  # fmt: skip
+
+        def write():
+            with self.statement_writer.begin() as conn:
+                return conn.execute(self._statements[key], params).first()
+
+        if eng.with_retries("store the battle", write) is None:
+            raise _battle_rate_error(limit, limit)
         return battle_id
 
     def add_turn(self, battle_id: str, prompt: str, result_a: SideResult, result_b: SideResult) -> int:
@@ -177,6 +203,28 @@ class Store:
         With session_id given, only the session that started the battle may vote on it.
         """
         outcome = Outcome(outcome)
+        limit = getattr(self.settings, "votes_per_hour", 0) if voter_id else 0
+        dialect = self.engine.dialect.name
+        if dialect in statements.DIALECTS:
+            key = (dialect, session_id is not None, limit)
+            if key not in self._statements:
+                self._statements[key] = statements.guarded_vote(*key)
+            params = dict(
+                battle_id=battle_id,
+                outcome=outcome.value,
+                created_at=now(),
+                voter_id=voter_id,
+                session_id=session_id,
+                since=now() - timedelta(hours=1),
+            )
+
+            def guarded():
+                with self.statement_writer.begin() as conn:
+                    return conn.execute(self._statements[key], params).first()
+
+            if eng.with_retries("store the vote", guarded) is not None:
+                return
+        # Not stored (or another database): find which rule refused it and say so.
 
         def write():
             with self.writer.begin() as conn:
@@ -214,7 +262,7 @@ class Store:
             select(func.count()).where(and_(battles.c.session_id == session_id, battles.c.created_at >= since))
         ).scalar_one()
         if n >= limit:
-            raise RateLimited(f"You started {n} battles in the last minute (limit {limit}): wait a moment.")
+            raise _battle_rate_error(n, limit)
 
     def _check_vote_rate(self, conn: Connection, voter_id: str | None) -> None:
         limit = getattr(self.settings, "votes_per_hour", 0)
@@ -311,6 +359,10 @@ class Store:
         with self.engine.connect() as conn:
             n, last, max_id = conn.execute(query).one()
         return {"votes": int(n), "last_vote": last, "max_vote_id": max_id}
+
+
+def _battle_rate_error(n: int, limit: int) -> RateLimited:
+    return RateLimited(f"You started {n} battles in the last minute (limit {limit}): wait a moment.")
 
 
 def _turn_row(battle_id: str, idx: int, prompt: str, a: SideResult, b: SideResult) -> dict:

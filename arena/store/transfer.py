@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from arena.errors import ImportError_
 from arena.outcome import Outcome
@@ -176,6 +177,9 @@ def import_file(store: Store, path: str | Path) -> int:
                 )
 
     with_retries("import the votes", write)
+    if store.engine.dialect.name == "postgresql":  # plan the next queries on fresh statistics,
+        with store.engine.begin() as conn:  # not on the empty tables' (PostgreSQL's bulk-load advice)
+            conn.execute(text("ANALYZE battles, votes"))
     return len(rows)
 
 
@@ -186,15 +190,19 @@ def _insert(conn, table, records: list[dict]) -> None:
     if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
         conn.execute(insert(table), records)
         return
+    import psycopg
     from psycopg import sql
 
     columns = list(records[0])
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-        for record in records:
-            copy.write_row([record[c] for c in columns])
+    try:
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for record in records:
+                copy.write_row([record[c] for c in columns])
+    except psycopg.Error as exc:  # the same SQLAlchemy error an INSERT raises (with_retries reads it)
+        raise DBAPIError.instance(f"COPY {table.name}", None, exc, psycopg.Error) from exc
 
 
 def export_frame(store: Store) -> pd.DataFrame:
