@@ -58,8 +58,8 @@ def test_battle_vote_reveal_and_leaderboard(app_env):
     at.button(key="vote_a").click().run()
     assert not at.exception
     with store.engine.connect() as conn:
-        rows = list(conn.execute(select(votes.c.outcome, battles.c.model_a, battles.c.mode).join(battles)))
-    assert rows == [("a", battle.spec_a.id, "anonymous")]
+        rows = list(conn.execute(select(votes.c.outcome, battles.c.model_a, battles.c.mode, votes.c.voter_id).join(battles)))
+    assert rows == [("a", battle.spec_a.id, "anonymous", f"session:{at.session_state.session_id}")]
     page = texts(at)
     assert battle.spec_a.display_name in page and battle.spec_b.display_name in page  # revealed
     assert at.button(key="vote_b").disabled
@@ -198,3 +198,18 @@ def test_boxes_in_an_answer_are_drawn_under_it():
     assert not at.exception
     (image,) = at.image
     assert "1 box(es) found in this answer" in str(image.proto)
+
+
+def test_first_load_shows_a_status_not_a_frozen_page():
+    def page():
+        import streamlit as st
+
+        from arena.ui.widgets import waiting
+
+        waiting(st.empty(), "a", loading=True)
+        waiting(st.empty(), "b", loading=False)
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    assert [s.label for s in at.status] == ["Loading Model A for the first time (downloading it if needed)…"]
+    assert at.markdown[0].value == "⏳ Model B is thinking…"

@@ -94,6 +94,36 @@ def test_follow_up_sees_own_answers_and_regenerate(demo_registry, backends, imag
     assert battle.can_follow_up(max_turns=3) and not battle.can_follow_up(max_turns=2)
 
 
+def test_every_demo_architecture_streams_through_its_worker_process(demo_registry, backends, image):
+    for spec in demo_registry.specs:
+        if spec.id == "missing-model":
+            continue
+        backend = backends.get(spec.id)
+        messages = battles.chat_messages(image.image, ["What is in the image?"])
+        pieces = list(backend.stream(messages))
+        assert len(pieces) > 1 and "".join(pieces).strip(), spec.id
+        assert backend.pid is not None and backend.pid != os.getpid()  # its own process
+        assert backend.last_token_count == spec.max_new_tokens
+
+
+def test_requests_to_one_model_wait_their_turn(demo_registry, backends, image):
+    """Several sessions asking one model at once: each gets its whole answer, one after another."""
+    backend = backends.get("tiny-llava")
+    messages = battles.chat_messages(image.image, ["Same question"])
+    expected = "".join(backend.stream(messages))
+    answers: list[str] = []
+
+    def ask():
+        answers.append("".join(backend.stream(messages)))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [expected] * 4
+
+
 def test_greedy_answers_are_deterministic(demo_registry, backends, image):
     one, two = new_battle(demo_registry, image), new_battle(demo_registry, image)
     run(backends, one, "Same question")

@@ -13,7 +13,7 @@ import yaml
 
 from arena.config import Settings
 from arena.store import Store
-from tests.conftest import png_bytes
+from tests.conftest import free_port, png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,3 +109,37 @@ def test_demo_models_command(tmp_path):
     out = arena("demo-models", str(tmp_path / "demo"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "demo" / "models.yaml").is_file()
+
+
+def test_check_models_reports_served_models(demo_models_dir, serve_url, llava_spec, tmp_path):
+    registry = tmp_path / "models.yaml"
+    registry.write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {"id": "served", "backend": "openai", "base_url": serve_url, "model": llava_spec.model},
+                    {"id": "unknown-name", "backend": "openai", "base_url": serve_url, "model": "no-such-model"},
+                    {"id": "down", "backend": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "x"},
+                ]
+            }
+        )
+    )
+    out = arena("check-models", "--registry", str(registry))
+    lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+    assert out.returncode == 1
+    assert lines["served"].startswith("ok") and "reachable" in lines["served"]
+    assert lines["unknown-name"].startswith("ERROR") and "no-such-model" in lines["unknown-name"]
+    assert lines["down"].startswith("ERROR") and "127.0.0.1" in lines["down"]
+
+
+@pytest.mark.postgres
+def test_battle_and_vote_on_postgresql(demo_models_dir, image_file, pg_url, tmp_path):
+    env = {"ARENA_MODELS": str(demo_models_dir / "models.yaml"), "ARENA_DB_URL": pg_url}
+    out = arena("battle", "--image", str(image_file), "--prompt", "Hi", "--vote", "tie", env=env)
+    assert out.returncode == 0, out.stderr
+    battle_id = json.loads(out.stdout)["battle_id"]
+    assert Store.open(Settings(db_url=pg_url)).battle(battle_id)["vote"]["outcome"] == "tie"
+    out = arena("export", str(tmp_path / "votes.csv"), env=env)
+    assert out.returncode == 0 and "exported 1 votes" in out.stdout
+    out = arena("db", "current", env=env)
+    assert out.returncode == 0 and "database revision: 0002" in out.stdout

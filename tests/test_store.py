@@ -208,3 +208,76 @@ def test_sqlite_is_wal_with_busy_timeout(tmp_path):
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_locked_sqlite_is_waited_out(tmp_path):
+    """Another writer holds the SQLite write lock for a second: the vote waits, then lands."""
+    import sqlite3
+
+    path = tmp_path / "locked.db"
+    settings = Settings(db_url=f"sqlite:///{path}", votes_per_hour=0, battles_per_minute=0)
+    store = Store.open(settings)
+    bid = _battle(store, settings)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(1.0, lambda: other.execute("COMMIT"))
+    timer.start()
+    store.record_vote(bid, Outcome.A, session_id="s1")
+    timer.join()
+    assert store.count(votes) == 1
+
+
+def test_transient_errors_are_retried_a_bounded_number_of_times(monkeypatch):
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    monkeypatch.setattr(eng.time, "sleep", lambda s: None)
+    calls = []
+
+    def locked():
+        calls.append(1)
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    with pytest.raises(StoreError, match="after 4 tries"):
+        eng.with_retries("store the vote", locked, attempts=4)
+    assert len(calls) == 4  # bounded, and reported, never silently dropped
+
+    outcomes = iter([OperationalError("x", {}, Exception("could not serialize access")), "stored"])
+
+    def flaky():
+        value = next(outcomes)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    assert eng.with_retries("store the vote", flaky) == "stored"
+    calls.clear()
+
+    def duplicate():
+        calls.append(1)
+        raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+
+    with pytest.raises(IntegrityError):
+        eng.with_retries("store the vote", duplicate)
+    assert len(calls) == 1  # not transient: no retry
+
+
+@pytest.mark.postgres
+def test_dropped_postgresql_connection_is_retried(pg_url):
+    """The server ends the pooled connection (a restart or failover would): the next write
+    fails on it, is retried on a fresh connection, and lands."""
+    from sqlalchemy import text
+
+    url = f"{pg_url}&application_name=arena_drop_test"
+    settings = Settings(db_url=url, votes_per_hour=0, battles_per_minute=0)
+    store = Store.open(settings)
+    bid = _battle(store, settings)
+    admin = eng.make_engine(pg_url)
+    with admin.begin() as conn:
+        ended = conn.execute(
+            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'arena_drop_test'")
+        ).scalar_one()
+    assert ended >= 1
+    store.record_vote(bid, Outcome.B, session_id="s1")
+    assert store.battle(bid)["vote"]["outcome"] == "b"
+    store.engine.dispose()
+    admin.dispose()

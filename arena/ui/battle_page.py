@@ -140,8 +140,7 @@ def _stream(res, battle: Battle, events, prompt: str) -> None:
             st.markdown(f"**{widgets.side_label(battle, side)}**")
             placeholders[side] = st.empty()
             backend = res.backends.get(battle.specs[side].id)
-            waiting = "⏳ Loading the model for the first time…" if getattr(backend, "loaded", True) is False else "⏳ Thinking…"
-            placeholders[side].markdown(waiting)
+            widgets.waiting(placeholders[side], side, loading=getattr(backend, "loaded", True) is False)
     last_draw = 0.0
     for event in events:
         if event.result is None:

@@ -53,6 +53,15 @@ def show_result(result: SideResult, image=None) -> None:
         st.caption(caption)
 
 
+def waiting(placeholder, side: str, loading: bool) -> None:
+    """What a side shows until its first words: a running status while the model downloads or
+    loads for the first time, else a short note."""
+    if loading:
+        placeholder.status(f"Loading Model {side.upper()} for the first time (downloading it if needed)…", state="running")
+    else:
+        placeholder.markdown(f"⏳ Model {side.upper()} is thinking…")
+
+
 def vote_bar(enabled: bool) -> Outcome | None:
     """Four vote buttons in a row; returns the outcome clicked, if any."""
     clicked = None
