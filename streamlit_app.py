@@ -9,7 +9,7 @@ UI = Path(__file__).resolve().parent / "arena" / "ui"
 st.set_page_config(page_title="VLM Arena", page_icon="⚔️", layout="wide")
 page = st.navigation(
     [
-        st.Page(UI / "battle_page.py", title="Battle", icon="⚔️", url_path="battle", default=True),
+        st.Page(UI / "battle_page.py", title="Battle", icon="⚔️", default=True),  # served at /
         st.Page(UI / "leaderboard_page.py", title="Leaderboard", icon="🏆", url_path="leaderboard"),
     ]
 )

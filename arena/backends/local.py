@@ -12,14 +12,37 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from arena.backends.base import Backend
 from arena.errors import ModelError
 
 _POLL_S = 0.2
+_START_LOCK = threading.Lock()
+_PLAIN_MAIN = types.ModuleType("__main__")
+
+
+@contextmanager
+def _plain_main():
+    """Hide the parent's __main__ while a worker starts.
+
+    spawn re-runs the parent's __main__ module in the child when it has a file: under
+    Streamlit that is the page script being run, under AppTest a temporary script. A worker
+    needs none of it (and must not run a page), so the child sees an empty __main__.
+    """
+    with _START_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = _PLAIN_MAIN
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 class LocalBackend(Backend):
@@ -48,7 +71,8 @@ class LocalBackend(Backend):
             name=f"arena-worker-{self.spec.id}",
             daemon=True,
         )
-        self._proc.start()
+        with _plain_main():
+            self._proc.start()
 
     def _died(self) -> ModelError:
         code = self._proc.exitcode if self._proc is not None else None
