@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from arena.config import Settings
+from arena.errors import InputError
 
 
 def _store():
@@ -30,6 +33,72 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_leaderboard(args) -> int:
+    from arena.leaderboard import leaderboard_for, parse_anchor
+
+    anchor = parse_anchor(args.anchor) if args.anchor is not None else None
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap {args.bootstrap}: the number of rounds must be 0 or more.")
+    since = _moment("--since", args.since, end=False)
+    until = _moment("--until", args.until, end=True)
+    board = leaderboard_for(
+        _store(),
+        anonymous_only=not args.all_battles,
+        since=since,
+        until=until,
+        bootstrap_rounds=args.bootstrap,
+        seed=args.seed,
+        anchor=anchor,
+    )
+    if args.json:
+        print(json.dumps(board.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(format_board(board))
+    return 0
+
+
+def _moment(flag: str, text: str | None, end: bool) -> datetime | None:
+    """A date (a whole day, UTC; --until includes it) or an ISO date-time (naive = UTC)."""
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
+            return datetime.combine(day, time(), tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: expected a date (2024-02-20) or an ISO date-time.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def format_board(board) -> str:
+    """The board as aligned text: a summary line, the table, the warnings, the position bias."""
+    which = "anonymous battles only" if board.anonymous_only else "all battles"
+    if board.empty:
+        return f"No votes to rate ({which}): import votes or run battles first."
+    lb = board.leaderboard
+    last = board.last_vote.strftime("%Y-%m-%d %H:%M:%S UTC") if board.last_vote else "-"
+    lines = [f"{board.votes:,} votes ({which}) among {len(lb.rows)} models; last vote {last}", ""]
+    frame = lb.models_frame()
+    frame["95% CI"] = [
+        f"+{hi - r:.1f}/-{r - lo:.1f}"
+        for r, lo, hi in zip(frame["rating"], frame["ci_lower"], frame["ci_upper"], strict=True)
+    ]
+    columns = ["rank", "model", "rating", "95% CI", "elo", "votes", "wins", "losses", "ties"]
+    columns += ["win_rate"] + (["group"] if len(lb.groups) > 1 else [])
+    formats = {"rating": "{:.1f}".format, "elo": "{:.1f}".format, "win_rate": "{:.1%}".format}
+    table = frame[columns].to_string(index=False, formatters=formats, justify="right")
+    lines.append(table)
+    lines += [f"warning: {w}" for w in lb.warnings]
+    bias = lb.position_bias
+    if bias.rate is not None:
+        lines.append(
+            f"position bias: model_a won {bias.rate:.1%} of {bias.decisive:,} decisive votes "
+            f"(95% CI {bias.ci_lower:.1%} to {bias.ci_upper:.1%})"
+        )
+    return "\n".join(lines)
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("import", help="import votes from JSON, JSON lines or CSV (all or nothing)")
     p.add_argument("file")
@@ -39,3 +108,13 @@ def add_commands(sub) -> None:
     p.add_argument("out")
     p.add_argument("--format", choices=["csv", "jsonl", "parquet"], help="default: from OUT's extension")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("leaderboard", help="the leaderboard as a table, or as JSON with --json")
+    p.add_argument("--json", action="store_true", help="every figure of the page, as JSON")
+    p.add_argument("--bootstrap", type=int, default=100, metavar="N", help="rounds (default 100)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="bootstrap seed (default 0)")
+    p.add_argument("--anchor", metavar="MODEL=RATING", help="pin one model's rating")
+    p.add_argument("--all-battles", action="store_true", help="named battles too")
+    p.add_argument("--since", metavar="DATE", help="votes from this UTC date (or date-time)")
+    p.add_argument("--until", metavar="DATE", help="votes through this UTC date (or before a date-time)")
+    p.set_defaults(func=cmd_leaderboard)

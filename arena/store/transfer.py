@@ -185,8 +185,8 @@ def import_file(store: Store, path: str | Path) -> int:
 
 def _insert(conn, table, records: list[dict]) -> None:
     """INSERT many rows inside the caller's transaction. On PostgreSQL through psycopg, COPY on
-    the same connection: the rows, defaults and constraints are those of the INSERT, at about ten
-    times the speed of psycopg's executemany."""
+    the same connection: the rows, defaults and constraints are those of the INSERT, and a million
+    votes import in about half the time psycopg's executemany takes."""
     if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
         conn.execute(insert(table), records)
         return

@@ -1,28 +1,193 @@
-"""The leaderboard page."""
+"""The leaderboard page: ratings with their intervals, pairwise heatmaps, filters, CSV download.
+
+arena.leaderboard computes the board; this page caches it per (database, filters, data version).
+The version (number of votes, highest vote id) is one cheap query per run, and any new vote
+changes it, so the page recomputes after new votes and reads the cache otherwise.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+
+import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 
+from arena import leaderboard
+from arena.errors import ArenaError
 from arena.ui.common import resources
+
+COLUMNS = {
+    "rank": st.column_config.NumberColumn("rank", help="1 + models clearly above (CIs apart)"),
+    "model": st.column_config.TextColumn("model"),
+    "rating": st.column_config.NumberColumn("rating", format="%.1f", help="Bradley-Terry MLE"),
+    "ci": st.column_config.TextColumn("95% CI", help="bootstrap interval around the rating"),
+    "ci_lower": st.column_config.NumberColumn("CI low", format="%.1f"),
+    "ci_upper": st.column_config.NumberColumn("CI high", format="%.1f"),
+    "elo": st.column_config.NumberColumn("elo", format="%.1f", help="online Elo, in vote order"),
+    "votes": st.column_config.NumberColumn("votes"),
+    "wins": st.column_config.NumberColumn("wins"),
+    "losses": st.column_config.NumberColumn("losses"),
+    "ties": st.column_config.NumberColumn("ties"),
+    "win_rate": st.column_config.NumberColumn("win rate", format="percent", help="wins / votes"),
+    "group": st.column_config.NumberColumn("group", help="ratings compare only within a group"),
+    "flagged": st.column_config.CheckboxColumn(
+        "flagged", help="rating is a bound, not an estimate"
+    ),
+}
+
+
+@st.cache_data(show_spinner="Computing the leaderboard…", max_entries=32)
+def _board(db_url: str, anonymous_only: bool, since, until, version, _store) -> leaderboard.Board:
+    """Cached on everything but `_store`: db_url and the data version say which votes it saw."""
+    return leaderboard.leaderboard_for(
+        _store, anonymous_only=anonymous_only, since=since, until=until
+    )
+
+
+def _filters() -> tuple[bool, datetime | None, datetime | None]:
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    anonymous_only = left.toggle(
+        "Anonymous battles only",
+        value=True,
+        key="lb_anonymous_only",
+        help="The ranking counts blind votes only; named battles show the models before the vote.",
+    )
+    dates = right.date_input(
+        "Votes cast between (UTC)", value=(), key="lb_dates", format="YYYY-MM-DD"
+    )
+    dates = dates if isinstance(dates, tuple) else (dates,)
+    since = _midnight(dates[0]) if len(dates) >= 1 else None
+    until = _midnight(dates[1] + timedelta(days=1)) if len(dates) == 2 else None
+    return anonymous_only, since, until
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _metrics(board: leaderboard.Board) -> None:
+    votes, models, last = st.columns(3)
+    votes.metric("Votes", f"{board.votes:,}")
+    models.metric("Models", len(board.leaderboard.rows))
+    last.metric(
+        "Last vote", board.last_vote.strftime("%Y-%m-%d %H:%M UTC") if board.last_vote else "–"
+    )
+
+
+def _table(board: leaderboard.Board) -> pd.DataFrame:
+    frame = board.leaderboard.models_frame()
+    frame["ci"] = [
+        f"+{hi - r:.1f} / -{r - lo:.1f}"
+        for r, lo, hi in zip(frame["rating"], frame["ci_lower"], frame["ci_upper"], strict=True)
+    ]
+    columns = ["rank", "model", "rating", "ci", "ci_lower", "ci_upper", "elo", "votes", "wins"]
+    columns += ["losses", "ties", "win_rate"]
+    if len(board.leaderboard.groups) > 1:
+        columns.append("group")
+    if frame["flagged"].any():
+        columns.append("flagged")
+    return frame[columns]
+
+
+def _rating_chart(table: pd.DataFrame) -> alt.Chart:
+    order = table["model"].tolist()
+    base = alt.Chart(table).encode(y=alt.Y("model:N", sort=order, title=None))
+    interval = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("ci_lower:Q", scale=alt.Scale(zero=False), title="rating (95% CI)"),
+        x2="ci_upper:Q",
+    )
+    colour = alt.Color("group:N") if "group" in table else alt.value("#1f77b4")
+    tips = ["model", alt.Tooltip("rating:Q", format=".1f"), alt.Tooltip("ci_lower:Q", format=".1f")]
+    tips += [alt.Tooltip("ci_upper:Q", format=".1f"), "votes"]
+    points = base.mark_point(filled=True, size=70).encode(x="rating:Q", color=colour, tooltip=tips)
+    return (interval.encode(color=colour) + points).properties(height=max(160, 22 * len(order)))
+
+
+def _cells(board: leaderboard.Board) -> pd.DataFrame:
+    """One row per ordered pair of models that met: win rate of `model` over `opponent`, battles."""
+    lb = board.leaderboard
+    n = len(lb.models)
+    cells = pd.DataFrame(
+        {
+            "model": np.repeat(lb.models, n),
+            "opponent": np.tile(lb.models, n),
+            "win_rate": lb.win_rate.ravel(),
+            "battles": lb.battle_count.ravel(),
+        }
+    )
+    return cells[cells["battles"] > 0]
+
+
+def _heatmap(cells: pd.DataFrame, models: list[str], value: str) -> alt.Chart:
+    if value == "win_rate":
+        scale = alt.Scale(scheme="redblue", domain=[0, 1])
+        colour = alt.Color("win_rate:Q", title="win rate", scale=scale)
+    else:
+        colour = alt.Color("battles:Q", title="battles", scale=alt.Scale(scheme="blues"))
+    tips = ["model", "opponent", alt.Tooltip("win_rate:Q", format=".1%"), "battles:Q"]
+    size = max(200, 18 * len(models))
+    return (
+        alt.Chart(cells)
+        .mark_rect()
+        .encode(
+            x=alt.X("opponent:N", sort=models, title="opponent"),
+            y=alt.Y("model:N", sort=models, title="model"),
+            color=colour,
+            tooltip=tips,
+        )
+        .properties(height=size, width=size)
+    )
+
+
+def _bias_caption(board: leaderboard.Board) -> str:
+    bias = board.leaderboard.position_bias
+    if bias.rate is None:
+        return "Position bias: no decisive votes yet."
+    return (
+        f"Position bias: the left answer (model A) won {bias.rate:.1%} of {bias.decisive:,} "
+        f"decisive votes (95% CI {bias.ci_lower:.1%} – {bias.ci_upper:.1%}; 50% is no bias)."
+    )
 
 
 def render() -> None:
     res = resources()
     st.title("🏆 Leaderboard")
-    rows: dict[str, dict] = {}
-    for a, b, winner, n in res.store.pair_counts(anonymous_only=False):
-        for model, won, lost in ((a, "model_a", "model_b"), (b, "model_b", "model_a")):
-            row = rows.setdefault(model, {"model": model, "votes": 0, "wins": 0, "losses": 0, "ties": 0})
-            row["votes"] += n
-            row["wins" if winner == won else "losses" if winner == lost else "ties"] += n
-    if not rows:
-        st.info("No votes yet: run a battle and vote.")
+    try:
+        version = leaderboard.data_version(res.store)
+        if version[0] == 0:
+            st.info(
+                "No votes yet: run a battle on the Battle page and vote; the ratings appear here."
+            )
+            return
+        anonymous_only, since, until = _filters()
+        board = _board(res.settings.db_url, anonymous_only, since, until, version, res.store)
+    except ArenaError as exc:
+        st.error(str(exc))
         return
-    table = pd.DataFrame(rows.values())
-    table["win_rate"] = (table["wins"] + 0.5 * table["ties"]) / table["votes"]
-    st.dataframe(table.sort_values("win_rate", ascending=False), hide_index=True, key="leaderboard_table")
+    if board.empty:
+        st.info("No votes match these filters: include named battles or widen the dates.")
+        return
+    _metrics(board)
+    for warning in board.leaderboard.warnings:
+        st.warning(warning)
+    table = _table(board)
+    st.dataframe(table, hide_index=True, column_config=COLUMNS, key="leaderboard_table")
+    st.download_button(
+        "Download CSV",
+        table.drop(columns="ci").to_csv(index=False),
+        file_name="leaderboard.csv",
+        mime="text/csv",
+        key="download_csv",
+        on_click="ignore",
+    )
+    st.caption(_bias_caption(board))
+    ratings_tab, win_tab, count_tab = st.tabs(["Ratings", "Win rates", "Battle counts"])
+    ratings_tab.altair_chart(_rating_chart(table), width="stretch", key="chart_ratings")
+    cells, models = _cells(board), board.leaderboard.models
+    win_tab.altair_chart(_heatmap(cells, models, "win_rate"), key="chart_win_rate")
+    count_tab.altair_chart(_heatmap(cells, models, "battles"), key="chart_battle_count")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,341 @@
+"""The leaderboard: arena.leaderboard against the store's own queries (SQLite and PostgreSQL),
+`python -m arena leaderboard` in a subprocess, and the page headless (AppTest)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from arena import leaderboard
+from arena.config import Settings
+from arena.errors import InputError
+from arena.ratings import online_elo
+from arena.store import Store
+from arena.store.transfer import import_file
+from tests.conftest import SHARED_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "streamlit_app.py")
+GENAI = SHARED_DATA / "genai_arena_battles_20240220.json"
+WILDVISION = SHARED_DATA / "wildvision_bench_battles.jsonl"
+SCORES = SHARED_DATA / "wildvision_published_scores.md"
+ANCHOR = "claude-3-sonnet-20240229"
+
+
+def shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path.name} is not in {SHARED_DATA}: put the shared data sets there")
+    return path
+
+
+def sqlite_with(tmp_path_factory, *files: Path) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('lb') / 'arena.db'}"
+    store = Store.open(Settings(db_url=url))
+    for path in files:
+        import_file(store, shared(path))
+    store.engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def wildvision_db(tmp_path_factory) -> str:
+    return sqlite_with(tmp_path_factory, WILDVISION)
+
+
+@pytest.fixture(scope="module")
+def genai_db(tmp_path_factory) -> str:
+    return sqlite_with(tmp_path_factory, GENAI)
+
+
+def arena(db_url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ARENA_DB_URL": db_url}
+    return subprocess.run(
+        [sys.executable, "-m", "arena", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def genai_json(genai_db) -> dict:
+    """`leaderboard --json` on the GenAI-Arena votes, run once for the tests that read it."""
+    return board_json(genai_db)
+
+
+def board_json(db_url: str, *args: str) -> dict:
+    done = arena(db_url, "leaderboard", "--json", *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+# --- the module, on both databases -----------------------------------------------------------
+
+
+def test_one_scan_gives_the_store_counts_and_online_elo(store, tmp_path):
+    """The fast scan agrees with Store.pair_counts (GROUP BY) and ratings.online_elo over
+    Store.ordered_battles, float for float, under every filter."""
+    import_file(store, shared(GENAI))
+    extra = tmp_path / "extra.jsonl"
+    rows = [  # a self-battle and the same second twice: order then falls to the vote id
+        {"model_a": "x", "model_b": "x", "winner": "tie", "tstamp": 1708000000},
+        {"model_a": "x", "model_b": "y", "winner": "model_a", "tstamp": 1708000000},
+        {"model_a": "y", "model_b": "x", "winner": "model_a", "tstamp": 1708000000},
+    ]
+    extra.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    import_file(store, extra)
+    day = datetime(2024, 2, 14, tzinfo=UTC)
+    for anonymous_only, since, until in [
+        (True, None, None),
+        (False, None, None),
+        (True, day, day + timedelta(days=2)),
+        (False, day, None),
+        (False, None, day),
+    ]:
+        scan = leaderboard.scan_votes(store, anonymous_only, since, until)
+        assert sorted(scan.count_rows()) == sorted(store.pair_counts(anonymous_only, since, until))
+        assert scan.online_elo() == online_elo(store.ordered_battles(anonymous_only, since, until))
+        board = leaderboard.leaderboard_for(store, anonymous_only, since, until, bootstrap_rounds=5)
+        stats = store.vote_stats(anonymous_only, since, until)
+        assert board.votes == stats["votes"]
+        assert board.last_vote == stats["last_vote"].replace(
+            tzinfo=stats["last_vote"].tzinfo or UTC
+        )
+        assert {r.model: r.elo for r in board.leaderboard.rows} == {
+            m: e for m, e in scan.online_elo().items() if m in board.leaderboard.models
+        }
+
+
+def test_empty_database(store):
+    board = leaderboard.leaderboard_for(store)
+    assert board.empty and board.votes == 0 and board.last_vote is None
+    assert board.to_dict()["models"] == [] and board.to_dict()["last_vote"] is None
+    assert leaderboard.data_version(store) == (0, None)
+    with pytest.raises(InputError, match="models with votes: none"):
+        leaderboard.leaderboard_for(store, anchor=("gpt-4o", 1000.0))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("gpt-4o=1000", ("gpt-4o", 1000.0)),
+        (" claude-3=1114.5", ("claude-3", 1114.5)),
+        ("org/model=v2=-3e2", ("org/model=v2", -300.0)),
+        ("gpt-4o", "expected MODEL=RATING"),
+        ("=1000", "expected MODEL=RATING"),
+        ("gpt-4o=", "is not a number"),
+        ("gpt-4o=abc", "'abc' is not a number"),
+        ("gpt-4o=nan", "finite"),
+        ("gpt-4o=inf", "finite"),
+    ],
+)
+def test_parse_anchor(text, expected):
+    if isinstance(expected, tuple):
+        assert leaderboard.parse_anchor(text) == expected
+    else:
+        with pytest.raises(InputError, match=expected):
+            leaderboard.parse_anchor(text)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def published_scores() -> dict[str, float]:
+    scores = {}
+    for line in shared(SCORES).read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > 2 and re.fullmatch(r"\d+(\.\d+)?", cells[1]):
+            scores[cells[0]] = float(cells[1])
+    return scores
+
+
+def test_anchor_reproduces_the_published_wildvision_scores(wildvision_db):
+    board = board_json(wildvision_db, "--anchor", f"{ANCHOR}=1000", "--bootstrap", "10")
+    rating = {m["model"]: m["rating"] for m in board["models"]}
+    published = published_scores()
+    assert published["gpt-4o"] == 89.15 and len(published) == 21
+    ours = {m: round(100 / (1 + 10 ** ((1000 - rating[m]) / 400)), 2) for m in published}
+    assert ours == published
+    assert rating[ANCHOR] == 1000.0
+    assert board["anchor"] == {"model": ANCHOR, "rating": 1000.0}
+
+
+def test_json_has_every_figure_of_the_page(genai_json):
+    board = genai_json
+    first = board["models"][0]
+    keys = {"model", "rank", "rating", "ci_lower", "ci_upper", "elo", "votes", "wins", "losses"}
+    assert keys | {"ties", "win_rate"} <= set(first)
+    assert first["ci_lower"] <= first["rating"] <= first["ci_upper"] and first["elo"] is not None
+    models = [m["model"] for m in board["models"]]
+    for matrix in ("win_rate_matrix", "battle_count_matrix", "predicted_win_rate_matrix"):
+        assert set(board[matrix]) == set(models)
+    assert board["votes"] == 1515 == sum(m["votes"] for m in board["models"]) // 2
+    last = max(r["tstamp"] for r in json.loads(GENAI.read_text()) if r.get("anony", True))
+    assert datetime.fromisoformat(board["last_vote"]) == datetime.fromtimestamp(last, UTC)
+    assert set(board["position_bias"]) >= {"left_wins", "decisive", "rate", "ci_lower", "ci_upper"}
+    assert board["bootstrap_rounds"] == 100 and board["filters"]["anonymous_only"] is True
+
+
+def test_genai_groups_and_their_warning(genai_json):
+    board = genai_json
+    assert len(board["groups"]) == 2
+    assert all(m.endswith("_edition") for m in board["groups"][0])
+    assert all(m.endswith("_generation") for m in board["groups"][1])
+    assert any("2 groups that never met" in w for w in board["warnings"])
+    cross = board["win_rate_matrix"][board["groups"][0][0]][board["groups"][1][0]]
+    assert cross is None  # never met: no win rate
+
+
+def test_all_battles_differs_from_the_anonymous_default(genai_db, genai_json):
+    anonymous, everything = genai_json, board_json(genai_db, "--all-battles")
+    assert (anonymous["votes"], everything["votes"]) == (1515, 2061)
+    assert everything["filters"]["anonymous_only"] is False
+    assert any("self-battle" in w for w in everything["warnings"])  # one named self-battle
+    ratings = [{m["model"]: m["rating"] for m in b["models"]} for b in (anonymous, everything)]
+    assert ratings[0] != ratings[1]
+
+
+def test_dates_filter_and_seeded_bootstrap(genai_db):
+    one_day = board_json(genai_db, "--since", "2024-02-14", "--until", "2024-02-14")
+    assert one_day["votes"] == 352  # anonymous votes cast on 14 February (UTC)
+    assert one_day["filters"]["since"] == "2024-02-14T00:00:00+00:00"
+    assert one_day["filters"]["until"] == "2024-02-15T00:00:00+00:00"
+    store = Store.open(Settings(db_url=genai_db))
+    day = datetime(2024, 2, 14, tzinfo=UTC)
+    same = leaderboard.leaderboard_for(store, since=day, until=day + timedelta(days=1)).to_dict()
+    assert same["models"] == one_day["models"]  # seeded: the same intervals every time
+    other = leaderboard.leaderboard_for(store, since=day, until=day + timedelta(days=1), seed=1)
+    assert [r.ci_lower for r in other.leaderboard.rows] != [m["ci_lower"] for m in same["models"]]
+    no_ci = leaderboard.leaderboard_for(store, bootstrap_rounds=0).leaderboard.rows
+    assert all(r.ci_lower == r.rating == r.ci_upper for r in no_ci)
+    store.engine.dispose()
+
+
+def test_table_in_the_terminal(wildvision_db):
+    done = arena(wildvision_db, "leaderboard", "--anchor", f"{ANCHOR}=1000", "--bootstrap", "5")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("19,644 votes (anonymous battles only) among 21 models")
+    header = next(line for line in lines if "model" in line and "rating" in line)
+    for column in ("rank", "95% CI", "elo", "votes", "wins", "losses", "ties", "win_rate"):
+        assert column in header
+    rows = [line for line in lines if "gpt-4o" in line or ANCHOR in line]
+    assert len(rows) == 2 and len({len(r) for r in rows + [header]}) == 1  # aligned
+    assert " 1000.0 " in next(r for r in rows if ANCHOR in r)
+    assert "warning: Dropped 500 self-battle(s)" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--anchor", "gpt-4o"], "expected MODEL=RATING"),
+        (["--anchor", "gpt-4o=high"], "is not a number"),
+        (["--anchor", "no-such-model=1000"], "'no-such-model' has no votes"),
+        (["--bootstrap", "-1"], "0 or more"),
+        (["--since", "14/02/2024"], "expected a date"),
+    ],
+)
+def test_bad_arguments_are_one_line(wildvision_db, args, message):
+    done = arena(wildvision_db, "leaderboard", *args)
+    assert done.returncode == 1 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: ") and message in done.stderr
+
+
+def test_empty_database_on_the_command_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    done = arena(url, "leaderboard")
+    assert done.returncode == 0 and "No votes to rate" in done.stdout
+    board = board_json(url)
+    assert (board["models"], board["votes"], board["last_vote"]) == ([], 0, None)
+
+
+# --- the page --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def page_env(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'page.db'}"
+    monkeypatch.setenv("ARENA_MODELS", str(ROOT / "models.yaml"))
+    monkeypatch.setenv("ARENA_DB_URL", url)
+    store = Store.open(Settings(db_url=url))
+    yield store
+    store.engine.dispose()
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("arena/ui/leaderboard_page.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_page_on_an_empty_database(page_env):
+    at = open_page()
+    assert "No votes yet" in at.info[0].value
+    assert not at.dataframe and not at.warning
+
+
+def test_page_shows_the_board_filters_and_recomputes_on_new_votes(page_env, tmp_path, monkeypatch):
+    store = page_env
+    import_file(store, shared(GENAI))
+    calls = []
+    compute = leaderboard.leaderboard_for
+    monkeypatch.setattr(
+        leaderboard, "leaderboard_for", lambda *a, **k: calls.append(k) or compute(*a, **k)
+    )
+
+    at = open_page()
+    assert metrics(at) == {"Votes": "1,515", "Models": "13", "Last vote": "2024-02-20 22:49 UTC"}
+    table = at.dataframe[0].value
+    assert len(table) == 13 and table["rank"].min() == 1
+    assert {"model", "rating", "ci_lower", "ci_upper", "elo", "votes", "win_rate"} <= set(table)
+    assert table["votes"].sum() == 2 * 1515
+    assert any("2 groups that never met" in w.value for w in at.warning)
+    assert [b.key for b in at.get("download_button")] == ["download_csv"]
+    assert len(at.get("vega_lite_chart")) == 3  # ratings with intervals, two heatmaps
+
+    at.run()  # nothing new: read from the cache
+    assert len(calls) == 1
+
+    at.toggle(key="lb_anonymous_only").set_value(False).run()
+    assert metrics(at)["Votes"] == "2,061"
+    assert any("self-battle" in w.value for w in at.warning)
+    at.toggle(key="lb_anonymous_only").set_value(True).run()
+    assert metrics(at)["Votes"] == "1,515" and len(calls) == 2  # the anonymous board: cached
+
+    at.date_input(key="lb_dates").set_value((date(2024, 2, 14), date(2024, 2, 14))).run()
+    assert metrics(at)["Votes"] == "352"
+    at.date_input(key="lb_dates").set_value(()).run()
+
+    new_vote = tmp_path / "new.jsonl"
+    row = {"model_a": "imagenhub_LCM_generation", "model_b": "imagenhub_SDXL_generation"}
+    new_vote.write_text(json.dumps({**row, "winner": "model_a", "tstamp": 1708500000}) + "\n")
+    import_file(store, new_vote)
+    at.run()
+    assert metrics(at)["Votes"] == "1,516" and metrics(at)["Last vote"] == "2024-02-21 07:20 UTC"
+    assert at.dataframe[0].value["votes"].sum() == 2 * 1516
+
+
+def test_page_when_the_filters_match_nothing(page_env, tmp_path):
+    path = tmp_path / "named.jsonl"
+    path.write_text(json.dumps({"model_a": "a", "model_b": "b", "winner": "tie", "anony": False}))
+    import_file(page_env, path)
+    at = open_page()
+    assert "No votes match these filters" in at.info[0].value
+    at.toggle(key="lb_anonymous_only").set_value(False).run()
+    assert metrics(at)["Votes"] == "1" and len(at.dataframe[0].value) == 2

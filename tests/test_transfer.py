@@ -1,0 +1,171 @@
+"""Import and export of votes on a real SQLite file and the real PostgreSQL server (db_url)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from sqlalchemy import delete, text
+from sqlalchemy.exc import DBAPIError
+
+from arena.errors import ImportError_
+from arena.store import transfer
+from arena.store.schema import battles, votes
+from arena.store.transfer import export_file, export_frame, import_file
+from tests.conftest import SHARED_DATA
+
+GENAI = SHARED_DATA / "genai_arena_battles_20240220.json"
+WILDVISION = SHARED_DATA / "wildvision_bench_battles.jsonl"
+
+
+def shared(path):
+    if not path.exists():
+        pytest.skip(f"{path.name} is not in {SHARED_DATA}: put the shared data sets there")
+    return path
+
+
+def counts(store) -> tuple[int, int]:
+    return store.count(battles), store.count(votes)
+
+
+def column(frame, name) -> list:
+    return [None if pd.isna(v) else v for v in frame[name]]
+
+
+def write_jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+ROW = {"model_a": "m1", "model_b": "m2", "winner": "model_a", "tstamp": 1707700514.25}
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "anonymous"),
+    [
+        ("genai_arena_battles_20240220.json", 2061, 1515),  # JSON list, with anony
+        ("wildvision_bench_battles.jsonl", 19644, 19644),  # JSON lines, no anony: all anonymous
+    ],
+)
+def test_import_the_shared_files(store, name, rows, anonymous):
+    path = shared(SHARED_DATA / name)
+    assert import_file(store, path) == rows
+    assert counts(store) == (rows, rows)
+    assert store.vote_stats(anonymous_only=True)["votes"] == anonymous
+    assert store.vote_stats(anonymous_only=False)["votes"] == rows
+
+
+def test_csv_import_and_missing_anony_is_anonymous(store, tmp_path):
+    path = tmp_path / "votes.csv"
+    path.write_text(
+        "model_a,model_b,winner,tstamp,anony,judge,question_id\n"
+        "m1,m2,model_a,1707700514.25,true,alice,q1\n"
+        "m2,m3,tie (bothbad),1707700515,,,\n"  # empty anony: anonymous
+        "m3,m1,model_b,1707700516,False,bob,\n"
+        "m1,m3,tie,2024-02-12T02:00:00,1,,q2\n"
+    )
+    assert import_file(store, path) == 4
+    frame = export_frame(store)
+    assert frame["winner"].tolist() == ["model_a", "tie (bothbad)", "model_b", "tie"]
+    assert frame["anony"].tolist() == [True, True, False, True]
+    assert column(frame, "judge") == ["alice", None, "bob", None]
+    assert column(frame, "question_id") == ["q1", None, None, "q2"]
+    assert frame["tstamp"].iloc[0] == 1707700514.25
+    assert frame["tstamp"].iloc[3] == 1707703200.0  # naive ISO time taken as UTC
+
+    no_column = tmp_path / "bare.csv"
+    no_column.write_text("model_a,model_b,winner\nm1,m2,model_b\n")
+    write_jsonl(tmp_path / "bare.jsonl", [{k: ROW[k] for k in ("model_a", "model_b", "winner")}])
+    import_file(store, no_column)
+    import_file(store, tmp_path / "bare.jsonl")
+    assert store.vote_stats(anonymous_only=True)["votes"] == 5
+
+
+BAD_JSONL = [
+    ROW,
+    {**ROW, "winner": "model_c"},  # line 2
+    ROW,
+    {"model_a": "m1", "winner": "tie"},  # line 4: no model_b
+    {**ROW, "anony": "maybe"},  # line 5
+    {**ROW, "tstamp": "yesterday"},  # line 6
+]
+
+
+def bad_json_list(path):
+    items = [json.dumps(r, indent=1) for r in (ROW, ROW, {**ROW, "model_b": ""})]
+    path.write_text("[\n" + ",\n".join(items) + "\n]\n")
+    return path, ["line 14: missing model_b"]  # the third object starts on line 14
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv", "json-list", "broken-json"])
+def test_bad_rows_are_reported_by_line_and_nothing_is_imported(store, tmp_path, kind):
+    import_file(store, write_rows(tmp_path / "before.jsonl", [ROW, ROW]))
+    before = counts(store)
+    if kind == "jsonl":
+        path = write_rows(tmp_path / "bad.jsonl", BAD_JSONL)
+        lines = ["line 2: unknown winner", "line 4: missing model_b", "line 5: anony", "line 6"]
+    elif kind == "csv":
+        path = tmp_path / "bad.csv"
+        path.write_text("model_a,model_b,winner\nm1,m2,model_a\nm1,,tie\nm1,m2,nobody\n")
+        lines = ["line 3: missing model_b", "line 4: unknown winner 'nobody'"]
+    elif kind == "json-list":
+        path, lines = bad_json_list(tmp_path / "bad.json")
+    else:
+        path = tmp_path / "broken.jsonl"
+        path.write_text(json.dumps(ROW) + "\n" + json.dumps(ROW)[:-1] + "\n")
+        lines = ["line 2: not valid JSON"]
+    with pytest.raises(ImportError_) as info:
+        import_file(store, path)
+    message = str(info.value)
+    assert "nothing was imported" in message and "\n" not in message
+    for line in lines:
+        assert line in message
+    assert counts(store) == before
+
+
+def write_rows(path, rows):
+    write_jsonl(path, rows)
+    return path
+
+
+def test_a_database_error_midway_rolls_back_every_chunk(store, tmp_path, monkeypatch):
+    """Rows that pass every check but that the database refuses, after earlier chunks went in."""
+    import_file(store, write_rows(tmp_path / "before.jsonl", [ROW]))
+    before = counts(store)
+    if store.engine.dialect.name == "sqlite":  # SQLite does not enforce VARCHAR lengths: a trigger
+        with store.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON battles WHEN length(NEW.model_a) > 200 "
+                    "BEGIN SELECT RAISE(ABORT, 'model_a too long'); END"
+                )
+            )
+    monkeypatch.setattr(transfer, "_CHUNK", 2)  # several chunks in the one transaction
+    rows = [ROW] * 5 + [{**ROW, "model_a": "x" * 300}]
+    with pytest.raises(DBAPIError):
+        import_file(store, write_rows(tmp_path / "late.jsonl", rows))
+    assert counts(store) == before
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_export_then_import_gives_the_same_votes(store, tmp_path, fmt):
+    import_file(store, shared(GENAI))
+    extra = [  # what GenAI lacks: question ids, all four outcomes, odd text
+        {**ROW, "question_id": "q-1", "judge": 'ann, "quoted"', "anony": False},
+        {**ROW, "winner": "tie", "model_a": "naïve model", "tstamp": 1707700600.123456},
+        {**ROW, "winner": "tie (bothbad)", "question_id": "42"},
+    ]
+    import_file(store, write_rows(tmp_path / "extra.jsonl", extra))
+    exported = export_frame(store)
+    out = tmp_path / f"votes.{fmt}"
+    assert export_file(store, out, fmt) == len(exported) == 2061 + 3
+    with store.engine.begin() as conn:
+        conn.execute(delete(votes))
+        conn.execute(delete(battles))
+    assert import_file(store, out) == len(exported)
+    pd.testing.assert_frame_equal(export_frame(store), exported)
+
+
+def test_unknown_export_format(store, tmp_path):
+    with pytest.raises(ImportError_, match="unknown export format"):
+        export_file(store, tmp_path / "x.xml", "xml")
