@@ -98,7 +98,9 @@ def test_bad_upload_and_empty_prompt_store_nothing(app_env):
 
 def test_named_mode_shows_names_and_follow_up(app_env):
     store = app_env
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.user = {"is_logged_in": True, "email": "ann@example.com"}  # Streamlit authentication configured
+    at.run()
     at.radio(key="mode").set_value("named").run()
     at.selectbox(key="named_a").set_value("tiny-llava")
     at.selectbox(key="named_b").set_value("tiny-qwen2-vl").run()
@@ -112,6 +114,7 @@ def test_named_mode_shows_names_and_follow_up(app_env):
     at.button(key="vote_tie").click().run()
     row = store.battle(battle.battle_id)
     assert row["mode"] == "named" and len(row["turns"]) == 2 and row["vote"]["outcome"] == "tie"
+    assert row["vote"]["voter_id"] == "user:ann@example.com"
     at.button(key="new_battle").click().run()
     assert "battle" not in at.session_state
 
