@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, select
 from arena.errors import InputError
 from arena.outcome import Outcome
 from arena.ratings import Leaderboard, aggregate, compute_leaderboard
-from arena.store.schema import battles, votes
+from arena.store.schema import votes
 
 _FETCH = 50_000
 _LEFT_SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5, "bothbad": 0.5}  # model_a's score per Outcome value
@@ -121,7 +121,8 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def _filter(anonymous_only: bool, since: datetime | None, until: datetime | None):
-    conds = [battles.c.mode == "anonymous"] if anonymous_only else []
+    """Votes carry their battle's mode and models: the filters and the scan read votes alone."""
+    conds = [votes.c.mode == "anonymous"] if anonymous_only else []
     if since is not None:
         conds.append(votes.c.created_at >= since)
     if until is not None:
@@ -129,14 +130,9 @@ def _filter(anonymous_only: bool, since: datetime | None, until: datetime | None
     return and_(True, *conds)
 
 
-def _joined():
-    return votes.join(battles, votes.c.battle_id == battles.c.id)
-
-
 def _last_vote(store, anonymous_only, since, until) -> datetime | None:
     query = (
         select(votes.c.created_at)
-        .select_from(_joined())
         .where(_filter(anonymous_only, since, until))
         .order_by(votes.c.created_at.desc(), votes.c.id.desc())
         .limit(1)
@@ -214,8 +210,7 @@ def scan_votes(
     """(model_a, model_b, outcome) of every filtered vote, ordered by (created_at, id) as
     Store.ordered_battles is, fetched on the DBAPI cursor in chunks."""
     query = (
-        select(battles.c.model_a, battles.c.model_b, votes.c.outcome)
-        .select_from(_joined())
+        select(votes.c.model_a, votes.c.model_b, votes.c.outcome)
         .where(_filter(anonymous_only, _utc(since), _utc(until)))
         .order_by(votes.c.created_at, votes.c.id)
     )

@@ -142,4 +142,4 @@ def test_battle_and_vote_on_postgresql(demo_models_dir, image_file, pg_url, tmp_
     out = arena("export", str(tmp_path / "votes.csv"), env=env)
     assert out.returncode == 0 and "exported 1 votes" in out.stdout
     out = arena("db", "current", env=env)
-    assert out.returncode == 0 and "database revision: 0002" in out.stdout
+    assert out.returncode == 0 and "database revision: 0003" in out.stdout

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import insert, inspect, select
 
 from arena.config import Settings
 from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
@@ -60,11 +60,10 @@ def test_one_vote_per_battle(store, settings):
 
 def test_database_enforces_unique_vote(store, settings):
     """The unique constraint itself, not only the page, refuses a second vote row."""
-    from sqlalchemy import insert
     from sqlalchemy.exc import IntegrityError
 
     bid = _battle(store, settings)
-    row = dict(battle_id=bid, outcome="a", created_at=datetime.now(UTC), voter_id=None)
+    row = dict(battle_id=bid, outcome="a", created_at=datetime.now(UTC), voter_id=None, model_a="m1", model_b="m2", mode="anonymous")
     with store.engine.begin() as conn:
         conn.execute(insert(votes).values(**row))
     with pytest.raises(IntegrityError), store.engine.begin() as conn:
@@ -169,18 +168,48 @@ def test_schema_matches_latest_migration(store):
 
 
 def test_upgrade_from_first_migration_keeps_votes(db_url, settings):
+    """Votes stored at 0001 get their battle's model_a, model_b and mode on the upgrade (backfill)."""
     engine = eng.make_engine(db_url)
     eng.upgrade(engine, "0001")
     assert eng.current_revision(engine) == "0001"
     old = Store(engine, settings)
-    ids = [_battle(old, settings) for _ in range(3)]
-    for bid in ids:
-        old.record_vote(bid, Outcome.A, session_id="s1")
+    image = check_image(png_bytes(), settings)
+    carried = [("m1", "m2", "anonymous"), ("m2", "m3", "named"), ("m3", "m1", "anonymous")]
+    expected = {
+        old.save_battle(
+            mode=mode, model_a=a, model_b=b, image=image, prompt="what?", result_a=OK_A, result_b=OK_B
+        ): (a, b, mode)
+        for a, b, mode in carried
+    }
+    at_0001 = [dict(battle_id=bid, outcome="a", created_at=datetime.now(UTC), voter_id=None) for bid in expected]
+    with engine.begin() as conn:  # the columns a vote had at 0001, as that version's code wrote them
+        conn.execute(insert(votes), at_0001)
     eng.upgrade(engine, "head")
     assert eng.current_revision(engine) == eng.head_revision()
     assert old.count(votes) == 3 and old.count(turns) == 3
-    assert {store_row["battle_id"] for store_row in _all(engine, votes)} == set(ids)
+    rows = _all(engine, votes)
+    assert {r["battle_id"]: (r["model_a"], r["model_b"], r["mode"]) for r in rows} == expected
+    assert sorted(old.pair_counts(anonymous_only=False)) == [
+        ("m1", "m2", "model_a", 1), ("m2", "m3", "model_a", 1), ("m3", "m1", "model_a", 1)
+    ]  # fmt: skip
+    assert [a for a, _, _ in old.ordered_battles()] == ["m1", "m3"]
     engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["one statement", "fallback"])
+def test_votes_carry_their_battles_models_and_mode(store, settings, monkeypatch, path):
+    """Both vote writers copy model_a, model_b and mode from the battle onto the vote."""
+    if path == "fallback":  # as on a database without the one-statement vote
+        monkeypatch.setattr("arena.store.statements.DIALECTS", ())
+    bid = store.save_battle(
+        mode="named", model_a="left", model_b="right", image=check_image(png_bytes(), settings),
+        prompt="what?", result_a=OK_A, result_b=OK_B, session_id="s1",
+    )  # fmt: skip
+    store.record_vote(bid, Outcome.B, voter_id="v", session_id="s1")
+    vote = store.battle(bid)["vote"]
+    assert (vote["model_a"], vote["model_b"], vote["mode"], vote["outcome"]) == ("left", "right", "named", "b")
+    with pytest.raises(AlreadyVoted):
+        store.record_vote(bid, Outcome.A, voter_id="v", session_id="s1")
 
 
 def _all(engine, table):

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import DBAPIError
 
 from arena.errors import ImportError_
@@ -79,6 +79,17 @@ def test_csv_import_and_missing_anony_is_anonymous(store, tmp_path):
     import_file(store, no_column)
     import_file(store, tmp_path / "bare.jsonl")
     assert store.vote_stats(anonymous_only=True)["votes"] == 5
+
+
+def test_imported_votes_carry_their_battles_models_and_mode(store, tmp_path):
+    """Executemany (SQLite) and COPY (PostgreSQL) both fill the vote's copies of the battle's columns."""
+    write_jsonl(tmp_path / "v.jsonl", [ROW, {**ROW, "model_a": "m3", "anony": False}])
+    import_file(store, tmp_path / "v.jsonl")
+    pair = (votes.c.model_a, votes.c.model_b, votes.c.mode, battles.c.model_a, battles.c.model_b, battles.c.mode)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(*pair).join_from(votes, battles)).all()
+    assert sorted(r[:3] for r in rows) == [("m1", "m2", "anonymous"), ("m3", "m2", "named")]
+    assert all(r[:3] == r[3:] for r in rows)
 
 
 BAD_JSONL = [

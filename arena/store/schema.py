@@ -77,7 +77,14 @@ votes = Table(
     Column("outcome", String(16), nullable=False),  # a | b | tie | bothbad
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("voter_id", String(200), nullable=True),
+    # copies of the battle's columns (VOTE_CARRIES), so the leaderboard reads votes alone
+    Column("model_a", String(200), nullable=False),
+    Column("model_b", String(200), nullable=False),
+    Column("mode", String(16), nullable=False),
     UniqueConstraint("battle_id", name="uq_votes_battle"),  # one vote per battle
     Index("ix_votes_created_at", "created_at"),
     Index("ix_votes_voter_created", "voter_id", "created_at"),
 )
+
+# The battle columns every vote row repeats; every writer of votes fills them from the battle.
+VOTE_CARRIES = ("model_a", "model_b", "mode")

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from arena.store.schema import battles, images, turns, votes
+from arena.store.schema import VOTE_CARRIES, battles, images, turns, votes
 
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 DIALECTS = tuple(_INSERT)
@@ -32,7 +32,8 @@ def guarded_vote(dialect: str, owner: bool, rate_limit: int):
     """One INSERT ... SELECT that stores the vote only if every rule holds: the battle exists
     (and belongs to the session when `owner`), its last turn has two answers without error, the
     voter is under the hourly limit, and the battle has no vote yet (ON CONFLICT DO NOTHING).
-    One round trip instead of a read, checks in Python, and a write."""
+    The SELECT reads the battle row itself, which gives the vote its copies of model_a, model_b
+    and mode. One round trip instead of a read, checks in Python, and a write."""
     last = (
         select(turns.c.answer_a, turns.c.error_a, turns.c.answer_b, turns.c.error_b)
         .where(turns.c.battle_id == bindparam("battle_id"))
@@ -53,7 +54,7 @@ def guarded_vote(dialect: str, owner: bool, rate_limit: int):
     battle = battles.c.id == bindparam("battle_id")
     if owner:
         battle = and_(battle, battles.c.session_id == bindparam("session_id"))
-    conditions = [exists(select(literal(1)).where(battle)), answered]
+    conditions = [battle, answered]
     if rate_limit:
         recent = (
             select(func.count())
@@ -64,12 +65,13 @@ def guarded_vote(dialect: str, owner: bool, rate_limit: int):
         )
         conditions.append(recent < rate_limit)
     row = select(
-        bindparam("battle_id", type_=String),
+        battles.c.id,
         bindparam("outcome", type_=String),
         bindparam("created_at", type_=DateTime(timezone=True)),
         bindparam("voter_id", type_=String),
+        *[battles.c[name] for name in VOTE_CARRIES],
     ).where(*conditions)
-    columns = ["battle_id", "outcome", "created_at", "voter_id"]
+    columns = ["battle_id", "outcome", "created_at", "voter_id", *VOTE_CARRIES]
     insert_vote = _INSERT[dialect](votes).from_select(columns, row)
     return insert_vote.on_conflict_do_nothing(index_elements=["battle_id"]).returning(votes.c.id)
 

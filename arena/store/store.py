@@ -17,7 +17,7 @@ from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
 from arena.outcome import Outcome
 from arena.store import engine as eng
 from arena.store import statements
-from arena.store.schema import battles, images, turns, votes
+from arena.store.schema import VOTE_CARRIES, battles, images, turns, votes
 
 MODES = ("anonymous", "named")
 
@@ -29,9 +29,13 @@ _INSERT_IMAGE = {
     "sqlite": sqlite.insert(images).on_conflict_do_nothing(),
     "postgresql": postgresql.insert(images).on_conflict_do_nothing(),
 }
-# The battle's owner and its last turn's answers, in one round trip.
+# The battle's owner, the columns its vote carries and its last turn's answers, in one round trip.
 _BATTLE_AND_LAST_TURN = (
-    select(battles.c.session_id, turns.c.answer_a, turns.c.error_a, turns.c.answer_b, turns.c.error_b)
+    select(
+        battles.c.session_id,
+        *[battles.c[name] for name in VOTE_CARRIES],
+        turns.c.answer_a, turns.c.error_a, turns.c.answer_b, turns.c.error_b,
+    )  # fmt: skip
     .select_from(battles.outerjoin(turns, turns.c.battle_id == battles.c.id))
     .where(battles.c.id == bindparam("battle_id"))
     .order_by(turns.c.idx.desc())
@@ -236,11 +240,10 @@ class Store:
                 if not _answered(last, "a") or not _answered(last, "b"):
                     raise VoteError("Both answers must finish without error before a vote.")
                 self._check_vote_rate(conn, voter_id)
+                carried = {name: last[name] for name in VOTE_CARRIES}
+                row = dict(battle_id=battle_id, outcome=outcome.value, created_at=now(), voter_id=voter_id, **carried)
                 try:
-                    conn.execute(
-                        _INSERT_VOTE,
-                        dict(battle_id=battle_id, outcome=outcome.value, created_at=now(), voter_id=voter_id),
-                    )
+                    conn.execute(_INSERT_VOTE, row)
                 except IntegrityError:  # the unique constraint on votes.battle_id
                     raise AlreadyVoted(battle_id) from None
 
@@ -310,7 +313,7 @@ class Store:
     def _vote_filter(self, anonymous_only: bool, since: datetime | None, until: datetime | None):
         conds = []
         if anonymous_only:
-            conds.append(battles.c.mode == "anonymous")
+            conds.append(votes.c.mode == "anonymous")
         if since is not None:
             conds.append(votes.c.created_at >= since)
         if until is not None:
@@ -323,10 +326,9 @@ class Store:
         """(model_a, model_b, winner label, count), aggregated by the database (GROUP BY)."""
         n = func.count().label("n")
         query = (
-            select(battles.c.model_a, battles.c.model_b, votes.c.outcome, n)
-            .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
+            select(votes.c.model_a, votes.c.model_b, votes.c.outcome, n)
             .where(self._vote_filter(anonymous_only, since, until))
-            .group_by(battles.c.model_a, battles.c.model_b, votes.c.outcome)
+            .group_by(votes.c.model_a, votes.c.model_b, votes.c.outcome)
         )
         with self.engine.connect() as conn:
             return [(a, b, Outcome(o).winner_label, int(c)) for a, b, o, c in conn.execute(query)]
@@ -337,8 +339,7 @@ class Store:
         """(model_a, model_b, winner label) in vote-time order, for online Elo."""
         labels = {o.value: o.winner_label for o in Outcome}
         query = (
-            select(battles.c.model_a, battles.c.model_b, votes.c.outcome)
-            .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
+            select(votes.c.model_a, votes.c.model_b, votes.c.outcome)
             .where(self._vote_filter(anonymous_only, since, until))
             .order_by(votes.c.created_at, votes.c.id)
         )
@@ -353,7 +354,6 @@ class Store:
         """Number of votes, last vote time and the highest vote id (the leaderboard's cache key)."""
         query = (
             select(func.count(), func.max(votes.c.created_at), func.max(votes.c.id))
-            .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
             .where(self._vote_filter(anonymous_only, since, until))
         )
         with self.engine.connect() as conn:

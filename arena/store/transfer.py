@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from arena.errors import ImportError_
 from arena.outcome import Outcome
 from arena.store.engine import with_retries
-from arena.store.schema import battles, votes
+from arena.store.schema import VOTE_CARRIES, battles, votes
 from arena.store.store import Store, now
 
 FIELDS = ("model_a", "model_b", "winner", "tstamp", "anony", "judge", "question_id")
@@ -171,7 +171,13 @@ def import_file(store: Store, path: str | Path) -> int:
                     conn,
                     votes,
                     [
-                        {"battle_id": bid, "outcome": r["outcome"], "created_at": r["created_at"], "voter_id": r["voter_id"]}
+                        {
+                            "battle_id": bid,
+                            "outcome": r["outcome"],
+                            "created_at": r["created_at"],
+                            "voter_id": r["voter_id"],
+                            **{name: r[name] for name in VOTE_CARRIES},  # the battle's, repeated
+                        }
                         for bid, r in zip(ids, chunk, strict=True)
                     ],
                 )
