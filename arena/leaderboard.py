@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, select
 
 from arena.errors import InputError
 from arena.outcome import Outcome
-from arena.ratings import Leaderboard, aggregate, compute_leaderboard
+from arena.ratings import Leaderboard, aggregate, compute_leaderboard, elo_loop
 from arena.store.schema import votes
 
 _FETCH = 50_000
@@ -185,23 +185,10 @@ class VoteScan:
         right = np.array([ids.setdefault(b, len(ids)) for _, b, _ in self.combos], dtype=np.int64)
         score = np.array([_LEFT_SCORE[o] for _, _, o in self.combos])
         codes = self.codes
-        rating = _elo_loop(
+        rating = elo_loop(
             left[codes].tolist(), right[codes].tolist(), score[codes].tolist(), len(ids)
         )
         return {name: rating[i] for name, i in ids.items()}
-
-
-def _elo_loop(left, right, scores, n, k=4.0, base=10.0, scale=400.0, init=1000.0) -> list[float]:
-    """FastChat's compute_elo loop (as arena.ratings.online_elo) with float constants: the same
-    IEEE operations on the same values, about a third faster than with int constants."""
-    rating = [init] * n
-    for a, b, sa in zip(left, right, scores, strict=True):
-        ra, rb = rating[a], rating[b]
-        ea = 1.0 / (1.0 + base ** ((rb - ra) / scale))
-        eb = 1.0 / (1.0 + base ** ((ra - rb) / scale))
-        rating[a] = ra + k * (sa - ea)
-        rating[b] += k * (1.0 - sa - eb)  # reads rating[a] again when a == b, as FastChat does
-    return rating
 
 
 def scan_votes(

