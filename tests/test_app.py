@@ -216,3 +216,18 @@ def test_first_load_shows_a_status_not_a_frozen_page():
     assert not at.exception
     assert [s.label for s in at.status] == ["Loading Model A for the first time (downloading it if needed)…"]
     assert at.markdown[0].value == "⏳ Model B is thinking…"
+
+
+def test_errors_do_not_name_the_model_before_the_vote():
+    from arena.battle import Battle
+    from arena.registry import TransformersSpec
+    from arena.store import SideResult
+    from arena.ui.battle_page import _masked
+
+    spec = TransformersSpec(backend="transformers", id="llava-ov", name="LLaVA OV", model="llava-hf/llava-ov-hf")
+    error = "Model 'llava-ov' failed: 'llava-hf/llava-ov-hf' is not in the cache (LLaVA OV)"
+    battle = Battle(mode="anonymous", spec_a=spec, spec_b=spec, image=None)
+    masked = _masked(battle, "a", SideResult(error=error)).error
+    assert "llava" not in masked.lower() and "LLaVA" not in masked and "Model A" in masked
+    battle.mode = "named"
+    assert _masked(battle, "a", SideResult(error=error)).error == error

@@ -179,7 +179,7 @@ def _masked(battle: Battle, side: str, result):
         return result
     spec = battle.specs[side]
     error = result.error
-    for secret in {spec.id, spec.display_name, spec.model}:
+    for secret in sorted({spec.model, spec.id, spec.display_name}, key=len, reverse=True):  # longest first
         error = error.replace(secret, f"Model {side.upper()}")
     return type(result)(answer=result.answer, error=error, ttft=result.ttft, total=result.total, tokens=result.tokens)
 
