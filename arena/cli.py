@@ -11,6 +11,8 @@ import sys
 import uuid
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from arena import battle as battles
 from arena.backends import Backends, chat_messages
 from arena.config import Settings, describe
@@ -183,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ArenaError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # a database refusal not foreseen above: one line, nothing half-written
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        print(f"error: the database refused it: {detail[0] if detail else type(exc).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

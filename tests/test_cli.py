@@ -143,3 +143,22 @@ def test_battle_and_vote_on_postgresql(demo_models_dir, image_file, pg_url, tmp_
     assert out.returncode == 0 and "exported 1 votes" in out.stdout
     out = arena("db", "current", env=env)
     assert out.returncode == 0 and "database revision: 0003" in out.stdout
+
+
+def test_a_database_refusal_is_one_line(tmp_path):
+    from sqlalchemy import text
+
+    db_url = f"sqlite:///{tmp_path / 'refuse.db'}"
+    store = Store.open(Settings(db_url=db_url))
+    with store.engine.begin() as conn:  # a refusal no row check can foresee
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON battles WHEN NEW.model_a = 'refused' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"
+            )
+        )
+    votes_file = tmp_path / "votes.jsonl"
+    votes_file.write_text(json.dumps({"model_a": "refused", "model_b": "b", "winner": "tie"}) + "\n")
+    out = arena("import", str(votes_file), env={"ARENA_DB_URL": db_url})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == "error: the database refused it: refused by the database"

@@ -117,8 +117,9 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_imported(store, tmp_path, 
         lines = ["line 2: unknown winner", "line 4: missing model_b", "line 5: anony", "line 6"]
     elif kind == "csv":
         path = tmp_path / "bad.csv"
-        path.write_text("model_a,model_b,winner\nm1,m2,model_a\nm1,,tie\nm1,m2,nobody\n")
-        lines = ["line 3: missing model_b", "line 4: unknown winner 'nobody'"]
+        long_name = "m" * 201  # longer than the column: PostgreSQL would refuse it mid-import
+        path.write_text(f"model_a,model_b,winner\nm1,m2,model_a\nm1,,tie\nm1,m2,nobody\n{long_name},m2,tie\n")
+        lines = ["line 3: missing model_b", "line 4: unknown winner 'nobody'", "line 5: model_a is longer than 200"]
     elif kind == "json-list":
         path, lines = bad_json_list(tmp_path / "bad.json")
     else:
@@ -143,16 +144,17 @@ def test_a_database_error_midway_rolls_back_every_chunk(store, tmp_path, monkeyp
     """Rows that pass every check but that the database refuses, after earlier chunks went in."""
     import_file(store, write_rows(tmp_path / "before.jsonl", [ROW]))
     before = counts(store)
-    if store.engine.dialect.name == "sqlite":  # SQLite does not enforce VARCHAR lengths: a trigger
-        with store.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON battles WHEN length(NEW.model_a) > 200 "
-                    "BEGIN SELECT RAISE(ABORT, 'model_a too long'); END"
-                )
-            )
+    # The database refuses one model name (standing in for any refusal the row checks cannot
+    # foresee): a trigger on SQLite, a CHECK constraint on PostgreSQL (this test's own schema).
+    refusal = {
+        "sqlite": "CREATE TRIGGER refuse BEFORE INSERT ON battles WHEN NEW.model_a = 'refused' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END",
+        "postgresql": "ALTER TABLE battles ADD CONSTRAINT refuse CHECK (model_a <> 'refused')",
+    }[store.engine.dialect.name]
+    with store.engine.begin() as conn:
+        conn.execute(text(refusal))
     monkeypatch.setattr(transfer, "_CHUNK", 2)  # several chunks in the one transaction
-    rows = [ROW] * 5 + [{**ROW, "model_a": "x" * 300}]
+    rows = [ROW] * 5 + [{**ROW, "model_a": "refused"}]
     with pytest.raises(DBAPIError):
         import_file(store, write_rows(tmp_path / "late.jsonl", rows))
     assert counts(store) == before

@@ -84,7 +84,7 @@ def parse_row(row) -> dict:
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     outcome = Outcome.from_label(str(row["winner"]).strip())
-    return {
+    parsed = {
         "model_a": str(row["model_a"]).strip(),
         "model_b": str(row["model_b"]).strip(),
         "outcome": outcome.value,
@@ -93,6 +93,21 @@ def parse_row(row) -> dict:
         "voter_id": None if _empty(row.get("judge")) else str(row["judge"]),
         "question_id": None if _empty(row.get("question_id")) else str(row["question_id"]),
     }
+    for name, column in _LENGTH_CHECKED.items():
+        limit = column.type.length
+        if parsed[name] is not None and len(parsed[name]) > limit:
+            raise ValueError(f"{_FIELD_NAMES.get(name, name)} is longer than {limit} characters")
+    return parsed
+
+
+# the text columns an imported row fills, whose length the database enforces (PostgreSQL)
+_LENGTH_CHECKED = {
+    "model_a": battles.c.model_a,
+    "model_b": battles.c.model_b,
+    "voter_id": votes.c.voter_id,
+    "question_id": battles.c.question_id,
+}
+_FIELD_NAMES = {"voter_id": "judge"}
 
 
 def _empty(value) -> bool:
