@@ -310,9 +310,10 @@ _HIDDEN = 64
 _HEADS = 4
 
 
-def _qwen2_text(vocab_size: int, tokenizer) -> dict:
+def _tiny_text(tokenizer, **extra) -> dict:
+    """A one-layer text model config whose special ids are the tokenizer's."""
     return dict(
-        vocab_size=vocab_size,
+        vocab_size=len(tokenizer),
         hidden_size=_HIDDEN,
         intermediate_size=128,
         num_hidden_layers=1,
@@ -322,8 +323,12 @@ def _qwen2_text(vocab_size: int, tokenizer) -> dict:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+        **extra,
     )
+
+
+def _qwen2_text(tokenizer) -> dict:
+    return _tiny_text(tokenizer, tie_word_embeddings=False)
 
 
 def _siglip_vision(image_size: int = 32, patch_size: int = 8) -> dict:
@@ -363,7 +368,7 @@ def _build_llava(target: Path) -> None:
         image_token="<image>",
     )
     config = LlavaConfig(
-        text_config={"model_type": "qwen2", **_qwen2_text(len(tokenizer), tokenizer)},
+        text_config={"model_type": "qwen2", **_qwen2_text(tokenizer)},
         vision_config={"model_type": "siglip_vision_model", **_siglip_vision(image_size, patch)},
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         image_seq_length=(image_size // patch) ** 2,
@@ -398,19 +403,7 @@ def _idefics_parts(processor_cls, image_processor_cls, video: bool):
         processor = _without_video(processor_cls)(image_processor, tokenizer, **kwargs)
     else:
         processor = processor_cls(image_processor, tokenizer, **kwargs)
-    text = dict(
-        model_type="llama",
-        vocab_size=len(tokenizer),
-        hidden_size=_HIDDEN,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=_HEADS,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    text = _tiny_text(tokenizer, model_type="llama")
     config_kwargs = dict(
         text_config=text,
         vision_config=_siglip_vision(image_size, patch),
@@ -480,7 +473,7 @@ def _build_qwen2_vl(target: Path) -> None:
         image_processor=image_processor, tokenizer=tokenizer, chat_template=template
     )
     head_dim = _HIDDEN // _HEADS
-    text = _qwen2_text(len(tokenizer), tokenizer)
+    text = _qwen2_text(tokenizer)
     text["rope_parameters"] = {
         "rope_type": "default",
         "rope_theta": 10000.0,
