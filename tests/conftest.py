@@ -166,3 +166,21 @@ def serve_url(llava_spec, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def serve_http(handler_cls, **attributes):
+    """A real HTTP server on 127.0.0.1 (a free port) in a thread, for a pytest fixture to yield;
+    `attributes` are set on the server for the handler to read or record into."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
+    for name, value in attributes.items():
+        setattr(server, name, value)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

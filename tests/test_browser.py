@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from sqlalchemy import func, select
 from arena.config import Settings
 from arena.store import Store
 from arena.store.schema import battles, turns, votes
-from tests.conftest import png_bytes
+from tests.conftest import png_bytes, serve_http
 from tests.streamlit_server import (
     ask,
     goto_battle_page,
@@ -96,13 +95,7 @@ class _HostileProvider(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def provider():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostileProvider)
-    server.requests = []
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serve_http(_HostileProvider, requests=[])
 
 
 # ----- the server, the browser, the database ------------------------------------------------------

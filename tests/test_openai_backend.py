@@ -13,7 +13,7 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from PIL import Image
@@ -23,7 +23,7 @@ from arena.backends.openai_backend import OpenAIBackend, to_openai_messages
 from arena.config import Settings
 from arena.errors import ModelError
 from arena.registry import OpenAISpec
-from tests.conftest import free_port
+from tests.conftest import free_port, serve_http
 
 PROMPTS = ["What is in this image?", "Say more about the colours."]
 
@@ -195,13 +195,7 @@ class _Provider(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def provider():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
-    server.log = []
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serve_http(_Provider, log=[])
 
 
 def _url(provider, mode) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 
@@ -62,5 +61,3 @@ def voter_id() -> str:
         return f"user:{user.get('email') or user.get('sub')}"
     return f"session:{session_id()}"
 
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
