@@ -133,10 +133,12 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--battles", type=int, default=2000, help="battles per process")
     parser.add_argument("--pg", help="PostgreSQL URL to benchmark as well (a fresh schema is used)")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
     args = parser.parse_args()
     ok = True
-    with tempfile.TemporaryDirectory() as tmp:
-        ok &= run(f"sqlite:///{tmp}/bench.db", args.processes, args.battles)
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            ok &= run(f"sqlite:///{tmp}/bench.db", args.processes, args.battles)
     if args.pg:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         admin = create_engine(args.pg)

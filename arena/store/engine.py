@@ -36,6 +36,11 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(url, pool_size=10, max_overflow=20)
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError(f"ARENA_DB_URL={url!r} is not usable: {exc}.") from None
+    if engine.dialect.name not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"ARENA_DB_URL={url!r}: the arena stores votes in SQLite (sqlite:///arena.db) or "
+            "PostgreSQL (postgresql+psycopg://user@host/db); use one of those."
+        )
     return engine
 
 
@@ -61,14 +66,6 @@ WRITE = "arena_write"
 def writer(engine: Engine) -> Engine:
     """The engine for write transactions (BEGIN IMMEDIATE on SQLite; the same engine elsewhere)."""
     return engine.execution_options(**{WRITE: True})
-
-
-def statement_writer(engine: Engine) -> Engine:
-    """The engine for writes made of one statement: autocommit on PostgreSQL (no BEGIN and
-    COMMIT round trips), BEGIN IMMEDIATE on SQLite."""
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
-    return writer(engine)
 
 
 def alembic_config() -> Config:

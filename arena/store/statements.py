@@ -76,6 +76,10 @@ def guarded_vote(dialect: str, owner: bool, rate_limit: int):
     return insert_vote.on_conflict_do_nothing(index_elements=["battle_id"]).returning(votes.c.id)
 
 
+# Battles a session started since a time (the per-minute battle limit).
+RECENT_BATTLES = select(func.count()).where(
+    battles.c.session_id == bindparam("session_id"), battles.c.created_at >= bindparam("since")
+)
 
 
 def _param(name: str, kind):
@@ -85,17 +89,7 @@ def _param(name: str, kind):
 def battle_with_first_turn(rate_limit: int):
     """PostgreSQL: the image (once per sha256), the battle and its first turn in one INSERT with
     data-modifying CTEs, written only while the session is under its per-minute battle limit."""
-    under_limit = []
-    if rate_limit:
-        recent = (
-            select(func.count())
-            .where(
-                battles.c.session_id == bindparam("session_id"),
-                battles.c.created_at >= bindparam("since"),
-            )
-            .scalar_subquery()
-        )
-        under_limit = [recent < rate_limit]
+    under_limit = [RECENT_BATTLES.scalar_subquery() < rate_limit] if rate_limit else []
     at = _param("created_at", DateTime(timezone=True))
     image_row = select(
         _param("sha256", String), _param("format", String), _param("width", Integer),

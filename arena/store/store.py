@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -17,18 +17,25 @@ from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
 from arena.outcome import Outcome
 from arena.store import engine as eng
 from arena.store import statements
+from arena.store.driver import Writer
 from arena.store.schema import VOTE_CARRIES, battles, images, turns, votes
 
 MODES = ("anonymous", "named")
 
 # Statements built once: building them per call cost more than running them.
-_INSERT_BATTLE = insert(battles)
 _INSERT_TURN = insert(turns)
 _INSERT_VOTE = insert(votes)
-_INSERT_IMAGE = {
-    "sqlite": sqlite.insert(images).on_conflict_do_nothing(),
-    "postgresql": postgresql.insert(images).on_conflict_do_nothing(),
-}
+
+
+def _insert_every_column(insert_, table, but=()):
+    """An INSERT naming every column (except `but`) as a bind parameter of the same name."""
+    return insert_(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.c if c.name not in but})
+
+
+# SQLite's battle writes, run on the driver (arena.store.driver)
+_SQLITE_INSERT_IMAGE = _insert_every_column(sqlite.insert, images).on_conflict_do_nothing()
+_SQLITE_INSERT_BATTLE = _insert_every_column(sqlite.insert, battles)
+_SQLITE_INSERT_TURN = _insert_every_column(sqlite.insert, turns, but=("id",))
 # The battle's owner, the columns its vote carries and its last turn's answers, in one round trip.
 _BATTLE_AND_LAST_TURN = (
     select(
@@ -75,9 +82,8 @@ class Store:
     def __init__(self, engine: Engine, settings=None):
         self.engine = engine
         self.writer = eng.writer(engine)
-        self.statement_writer = eng.statement_writer(engine)
+        self.driver = Writer(engine)
         self.settings = settings
-        self._statements: dict = {}
 
     @classmethod
     def open(cls, settings) -> Store:
@@ -119,26 +125,29 @@ class Store:
             return self._save_battle_one_statement(
                 battle_id, mode, model_a, model_b, image, prompt, result_a, result_b, session_id
             )
+        stamp = now()
+        limit = getattr(self.settings, "battles_per_minute", 0) if session_id else 0
+        battle = dict(
+            id=battle_id, created_at=stamp, mode=mode, model_a=model_a, model_b=model_b,
+            image_sha256=image.sha256, session_id=session_id, source="arena", question_id=None,
+        )  # fmt: skip
+        driver = self.driver
+        writes = [
+            (driver.statement("image", lambda: _SQLITE_INSERT_IMAGE), _image_row(image, stamp)),
+            (driver.statement("battle", lambda: _SQLITE_INSERT_BATTLE), battle),
+            (driver.statement("turn", lambda: _SQLITE_INSERT_TURN), _turn_row(battle_id, 0, prompt, result_a, result_b, stamp)),
+        ]  # fmt: skip
+        recent = driver.statement("recent battles", lambda: statements.RECENT_BATTLES)
 
         def write():
-            with self.writer.begin() as conn:
-                self._check_battle_rate(conn, session_id)
-                _insert_image(conn, image)
-                conn.execute(
-                    _INSERT_BATTLE,
-                    dict(
-                        id=battle_id,
-                        created_at=now(),
-                        mode=mode,
-                        model_a=model_a,
-                        model_b=model_b,
-                        image_sha256=image.sha256,
-                        session_id=session_id,
-                        source="arena",
-                        question_id=None,
-                    ),
-                )
-                conn.execute(_INSERT_TURN, _turn_row(battle_id, 0, prompt, result_a, result_b))
+            with driver.transaction() as cursor:
+                if limit:
+                    cursor.execute(recent.sql, recent.params(dict(session_id=session_id, since=stamp - timedelta(minutes=1))))
+                    n = cursor.fetchone()[0]
+                    if n >= limit:
+                        raise _battle_rate_error(n, limit)
+                for statement, values in writes:
+                    cursor.execute(statement.sql, statement.params(values))
 
         eng.with_retries("store the battle", write)
         return battle_id
@@ -146,21 +155,14 @@ class Store:
     def _save_battle_one_statement(self, battle_id, mode, model_a, model_b, image, prompt, a, b, session_id) -> str:
         """PostgreSQL: the same writes as save_battle, as one autocommitted statement."""
         limit = getattr(self.settings, "battles_per_minute", 0) if session_id else 0
-        key = ("battle", limit)
-        if key not in self._statements:
-            self._statements[key] = statements.battle_with_first_turn(limit)
+        statement = self.driver.statement(("battle", limit), lambda: statements.battle_with_first_turn(limit))
         stamp = now()
         params = dict(
             id=battle_id, created_at=stamp, mode=mode, model_a=model_a, model_b=model_b, session_id=session_id,
             since=stamp - timedelta(minutes=1), sha256=image.sha256, format=image.format, width=image.width,
             height=image.height, data=image.data, prompt=prompt, **a.columns("a"), **b.columns("b"),
         )  # fmt: skip
-
-        def write():
-            with self.statement_writer.begin() as conn:
-                return conn.execute(self._statements[key], params).first()
-
-        if eng.with_retries("store the battle", write) is None:
+        if eng.with_retries("store the battle", lambda: self.driver.one(statement, params)) is None:
             raise _battle_rate_error(limit, limit)
         return battle_id
 
@@ -211,22 +213,17 @@ class Store:
         dialect = self.engine.dialect.name
         if dialect in statements.DIALECTS:
             key = (dialect, session_id is not None, limit)
-            if key not in self._statements:
-                self._statements[key] = statements.guarded_vote(*key)
+            statement = self.driver.statement(key, lambda: statements.guarded_vote(*key))
+            stamp = now()
             params = dict(
                 battle_id=battle_id,
                 outcome=outcome.value,
-                created_at=now(),
+                created_at=stamp,
                 voter_id=voter_id,
                 session_id=session_id,
-                since=now() - timedelta(hours=1),
+                since=stamp - timedelta(hours=1),
             )
-
-            def guarded():
-                with self.statement_writer.begin() as conn:
-                    return conn.execute(self._statements[key], params).first()
-
-            if eng.with_retries("store the vote", guarded) is not None:
+            if eng.with_retries("store the vote", lambda: self.driver.one(statement, params)) is not None:
                 return
         # Not stored (or another database): find which rule refused it and say so.
 
@@ -261,9 +258,7 @@ class Store:
         if not limit or not session_id:
             return
         since = now() - timedelta(minutes=1)
-        n = conn.execute(
-            select(func.count()).where(and_(battles.c.session_id == session_id, battles.c.created_at >= since))
-        ).scalar_one()
+        n = conn.execute(statements.RECENT_BATTLES, dict(session_id=session_id, since=since)).scalar_one()
         if n >= limit:
             raise _battle_rate_error(n, limit)
 
@@ -365,24 +360,18 @@ def _battle_rate_error(n: int, limit: int) -> RateLimited:
     return RateLimited(f"You started {n} battles in the last minute (limit {limit}): wait a moment.")
 
 
-def _turn_row(battle_id: str, idx: int, prompt: str, a: SideResult, b: SideResult) -> dict:
-    return dict(battle_id=battle_id, idx=idx, created_at=now(), prompt=prompt, **a.columns("a"), **b.columns("b"))
+def _turn_row(battle_id: str, idx: int, prompt: str, a: SideResult, b: SideResult, at: datetime | None = None) -> dict:
+    return dict(battle_id=battle_id, idx=idx, created_at=at or now(), prompt=prompt, **a.columns("a"), **b.columns("b"))
+
+
+def _image_row(image, at: datetime) -> dict:
+    return dict(
+        sha256=image.sha256, format=image.format, width=image.width, height=image.height, data=image.data, created_at=at
+    )
 
 
 def _answered(turn, side: str) -> bool:
     return turn[f"error_{side}"] is None and bool((turn[f"answer_{side}"] or "").strip())
-
-
-def _insert_image(conn: Connection, image) -> None:
-    """Store the image once per sha256 (a no-op when it is already there)."""
-    row = dict(
-        sha256=image.sha256, format=image.format, width=image.width, height=image.height, data=image.data, created_at=now()
-    )
-    stmt = _INSERT_IMAGE.get(conn.dialect.name)
-    if stmt is not None:
-        conn.execute(stmt, row)
-    elif conn.execute(select(images.c.sha256).where(images.c.sha256 == image.sha256)).first() is None:
-        conn.execute(insert(images), row)
 
 
 def _first_line(exc: BaseException) -> str:
