@@ -83,7 +83,7 @@ def pick_models(registry, mode: str, models: tuple[str, str] | None = None, rng:
 
 def run_sides(backends: Backends, battle: Battle) -> Iterator[Event]:
     """Run the last prompt on both sides at the same time; yield events as they come."""
-    events: queue.Queue[Event] = queue.Queue()
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
     stop = threading.Event()
     for side in SIDES:
         backends.side_threads.submit(_run_side, backends, battle.specs[side], battle.messages(side), side, events, stop)
