@@ -2,19 +2,26 @@
 
     python benchmarks/concurrent_votes.py                      # SQLite file in a temp dir
     python benchmarks/concurrent_votes.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python benchmarks/concurrent_votes.py --no-sqlite --pg URL --pgbench   # and the server's ceiling
 
 Each battle goes through arena.battle exactly as the page drives it (pick a pair, ask both
 sides at once, store the turn, vote), with one difference: the models are fake and answer at
 once (FastAnswer below), because this measures the database, not the models. At the end it
 checks that exactly processes x battles battles and votes are stored, each vote on its own
-battle, and prints votes per second. Targets on the 2-core build machine: 1,000 votes/s on
-SQLite, 2,000 on PostgreSQL, zero errors.
+battle, and prints votes per second and where the CPU went. Targets on the 2-core build machine:
+1,000 votes/s on SQLite, 2,000 on PostgreSQL, zero errors.
+
+--pgbench also runs PostgreSQL's own pgbench (a C client, next to no client CPU) with the same
+number of connections, each transaction being the app's two statements (compiled from
+arena.store.statements, literal stand-ins for the values): the server's ceiling for these
+writes on this machine at that moment, to read the app's figure against.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import random
 import sys
 import tempfile
@@ -67,6 +74,7 @@ def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go) -
     outcomes = list(Outcome)
     ready.put(seed)
     go.wait()
+    cpu_start = time.process_time()
     for _ in range(n):
         try:
             a, b = battles.pick_models(registry, "anonymous", rng=rng)
@@ -78,7 +86,7 @@ def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go) -
         except Exception as exc:  # noqa: BLE001 - counted and reported
             errors += 1
             print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-    out.put(errors)
+    out.put((errors, time.process_time() - cpu_start))
 
 
 def _png(seed: int) -> bytes:
@@ -106,12 +114,16 @@ def run(db_url: str, processes: int, per_process: int) -> bool:
             p.start()
         for _ in procs:  # every process has imported, connected and built its pool
             ready.get()
+        busy_before = _machine_busy_s()
         start = time.perf_counter()
         go.set()
-        errors = sum(out.get() for _ in procs)
+        reports = [out.get() for _ in procs]
         elapsed = time.perf_counter() - start
+        busy_after = _machine_busy_s()
         for p in procs:
             p.join()
+    errors = sum(e for e, _ in reports)
+    client_cpu = sum(c for _, c in reports)
     engine = create_engine(db_url)
     with engine.connect() as conn:
         n_battles = conn.execute(select(func.count()).select_from(battles_t)).scalar_one()
@@ -125,7 +137,93 @@ def run(db_url: str, processes: int, per_process: int) -> bool:
         f"(from the start signal to the last vote), {expected / elapsed:7.0f} votes/s; stored {n_battles} battles, "
         f"{n_votes} votes on {distinct} distinct battles, {errors} errors -> {'OK' if ok else 'MISMATCH'}"
     )
+    if busy_before is not None:  # where the CPU went while the clock ran
+        busy = busy_after - busy_before
+        print(
+            f"{'':10} CPU per battle-with-vote: {client_cpu / expected * 1e3:.2f} ms in the {processes} processes, "
+            f"{(busy - client_cpu) / expected * 1e3:.2f} ms elsewhere (the database server, the kernel); "
+            f"{busy / elapsed:.2f} of {os.cpu_count()} cores busy"
+        )
     return ok
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds this machine spent busy so far (Linux /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+# pgbench stand-ins for the statements' parameters (:client_id and :r are pgbench variables)
+PGBENCH_VALUES = {
+    "id": "'b' || :client_id || '_' || :r", "battle_id": "'b' || :client_id || '_' || :r",
+    "sha256": "'img' || :client_id", "session_id": "'s' || :client_id", "voter_id": "'s' || :client_id",
+    "created_at": "now()", "format": "'PNG'", "width": "32", "height": "32", "data": "'\\x89504e47'::bytea",
+    "mode": "'anonymous'", "model_a": "'fake-1'", "model_b": "'fake-2'", "prompt": "'What is in the image?'",
+    "outcome": "'tie'", "error_a": "NULL", "error_b": "NULL", "answer_a": "'A fast answer.'",
+    "answer_b": "'A fast answer.'", "ttft_a": "0.001", "ttft_b": "0.001", "total_a": "0.002",
+    "total_b": "0.002", "tokens_a": "3", "tokens_b": "3",
+}  # fmt: skip
+
+
+def pgbench_script(dialect) -> str:
+    """The battle write and the vote, as the app sends them, with literal stand-ins."""
+    import re
+
+    from arena.store import statements
+
+    lines = ["\\set r random(1, 1000000000000)"]
+    for statement in (statements.battle_with_first_turn(0), statements.guarded_vote("postgresql", True, 0)):
+        compiled = statement.compile(dialect=dialect)
+        fixed = {k: v for k, v in compiled.params.items() if v is not None}
+
+        def value(match, fixed=fixed):
+            name = match.group(1)
+            if name in fixed:
+                v = fixed[name]
+                return str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
+            return f"({PGBENCH_VALUES[name]})"
+
+        lines.append(" ".join(re.sub(r"%\((\w+)\)s", value, compiled.string).split()) + ";")
+    return "\n".join(lines) + "\n"
+
+
+def run_pgbench(db_url: str, clients: int, transactions: int) -> None:
+    import shutil
+    import subprocess
+
+    from sqlalchemy.engine import make_url
+
+    exe = shutil.which("pgbench") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
+    if exe is None:
+        print("pgbench        not found (Debian: apt install postgresql-client); skipped")
+        return
+    url = make_url(db_url)
+    Store.open(Settings(db_url=db_url))  # the schema
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "battle_and_vote.sql"
+        script.write_text(pgbench_script(create_engine(db_url).dialect))
+        env = {**os.environ, "PGOPTIONS": url.query.get("options", "")}
+        cmd = [str(exe), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1)),
+               "-t", str(transactions), "-f", str(script), "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
+               "-U", url.username or "postgres", url.database or "postgres"]  # fmt: skip
+        busy_before = _machine_busy_s()
+        start = time.perf_counter()
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        busy_after = _machine_busy_s()
+    if done.returncode != 0:
+        print(f"pgbench        failed: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
+        return
+    n = clients * transactions
+    line = f"pgbench    {clients} connections x {transactions} battle-and-vote transactions: {n / elapsed:7.0f} per second"
+    if busy_before is not None:
+        line += f", {(busy_after - busy_before) / n * 1e3:.2f} ms of CPU each (server, kernel and pgbench)"
+    print(line)
 
 
 def main() -> int:
@@ -134,6 +232,7 @@ def main() -> int:
     parser.add_argument("--battles", type=int, default=2000, help="battles per process")
     parser.add_argument("--pg", help="PostgreSQL URL to benchmark as well (a fresh schema is used)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
+    parser.add_argument("--pgbench", action="store_true", help="with --pg: also the server's ceiling (pgbench)")
     args = parser.parse_args()
     ok = True
     if not args.no_sqlite:
@@ -147,6 +246,8 @@ def main() -> int:
         sep = "&" if "?" in args.pg else "?"
         try:
             ok &= run(f"{args.pg}{sep}options=-csearch_path%3D{schema}", args.processes, args.battles)
+            if args.pgbench:
+                run_pgbench(f"{args.pg}{sep}options=-csearch_path%3D{schema}", args.processes, args.battles)
         finally:
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
