@@ -80,42 +80,51 @@ class Writer:
         dbapi_error = self.dialect.loaded_dbapi.Error
         fairy = self.engine.raw_connection()
         driver = fairy.driver_connection
+        cursor = None
         try:
-            with self._sqlite_queue():
-                cursor = driver.cursor()
-                try:
-                    if self.sqlite:
-                        cursor.execute("BEGIN IMMEDIATE")
-                        try:
-                            yield cursor
-                            cursor.execute("COMMIT")
-                        except BaseException:
-                            if driver.in_transaction:
-                                driver.rollback()
-                            raise
-                    else:
-                        driver.autocommit = True
-                        try:
-                            yield cursor
-                        finally:
-                            if not driver.closed:
-                                driver.autocommit = False
-                finally:
-                    cursor.close()
+            cursor = driver.cursor()
+            scope = self._sqlite_scope if self.sqlite else self._autocommit_scope
+            with scope(driver, cursor):
+                yield cursor
         except dbapi_error as exc:
-            gone = self.dialect.is_disconnect(exc, driver, None)
+            gone = self.dialect.is_disconnect(exc, driver, cursor)
             if gone:
                 fairy.invalidate(exc)
             raise DBAPIError.instance(
                 None, None, exc, dbapi_error, connection_invalidated=gone, dialect=self.dialect
             ) from exc
         finally:
+            if cursor is not None:
+                cursor.close()
             fairy.close()
+
+    @contextmanager
+    def _sqlite_scope(self, driver, cursor):
+        with self._sqlite_queue():
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                cursor.execute("COMMIT")
+            except BaseException:
+                if driver.in_transaction:
+                    driver.rollback()
+                raise
+
+    @staticmethod
+    @contextmanager
+    def _autocommit_scope(driver, _cursor):
+        driver.autocommit = True  # one round trip per statement: no BEGIN, no COMMIT
+        try:
+            yield
+        finally:
+            if not driver.closed:
+                driver.autocommit = False  # as the pool hands connections to SQLAlchemy
 
     def one(self, statement: DriverStatement, values: dict):
         """Run one statement as its own write; its first row, or None."""
+        params = statement.params(values)
         with self.transaction() as cursor:
-            cursor.execute(statement.sql, statement.params(values))
+            cursor.execute(statement.sql, params)
             return cursor.fetchone()
 
     @contextmanager

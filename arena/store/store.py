@@ -132,22 +132,28 @@ class Store:
             image_sha256=image.sha256, session_id=session_id, source="arena", question_id=None,
         )  # fmt: skip
         driver = self.driver
+
+        def bound(name, insert_, values):  # bound before the write lock is taken: it is held for less time
+            statement = driver.statement(name, lambda: insert_)
+            return statement.sql, statement.params(values)
+
         writes = [
-            (driver.statement("image", lambda: _SQLITE_INSERT_IMAGE), _image_row(image, stamp)),
-            (driver.statement("battle", lambda: _SQLITE_INSERT_BATTLE), battle),
-            (driver.statement("turn", lambda: _SQLITE_INSERT_TURN), _turn_row(battle_id, 0, prompt, result_a, result_b, stamp)),
-        ]  # fmt: skip
+            bound("image", _SQLITE_INSERT_IMAGE, _image_row(image, stamp)),
+            bound("battle", _SQLITE_INSERT_BATTLE, battle),
+            bound("turn", _SQLITE_INSERT_TURN, _turn_row(battle_id, 0, prompt, result_a, result_b, stamp)),
+        ]
         recent = driver.statement("recent battles", lambda: statements.RECENT_BATTLES)
+        recent_params = recent.params(dict(session_id=session_id, since=stamp - timedelta(minutes=1)))
 
         def write():
             with driver.transaction() as cursor:
                 if limit:
-                    cursor.execute(recent.sql, recent.params(dict(session_id=session_id, since=stamp - timedelta(minutes=1))))
+                    cursor.execute(recent.sql, recent_params)
                     n = cursor.fetchone()[0]
                     if n >= limit:
                         raise _battle_rate_error(n, limit)
-                for statement, values in writes:
-                    cursor.execute(statement.sql, statement.params(values))
+                for sql, params in writes:
+                    cursor.execute(sql, params)
 
         eng.with_retries("store the battle", write)
         return battle_id
