@@ -11,7 +11,8 @@ checks that exactly processes x battles battles and votes are stored, each vote 
 battle, and prints votes per second and where the CPU went. Targets on the 2-core build machine:
 1,000 votes/s on SQLite, 2,000 on PostgreSQL, zero errors.
 
---pgbench also runs PostgreSQL's own pgbench (a C client, next to no client CPU) with the same
+--store-only calls Store.save_battle and Store.record_vote directly (no pair drawn, no sides
+run): the storage layer's share. --pgbench also runs PostgreSQL's own pgbench (a C client, next to no client CPU) with the same
 number of connections, each transaction being the app's two statements (compiled from
 arena.store.statements, literal stand-ins for the values): the server's ceiling for these
 writes on this machine at that moment, to read the app's figure against.
@@ -40,7 +41,7 @@ from arena.config import Settings  # noqa: E402
 from arena.images import check_image  # noqa: E402
 from arena.outcome import Outcome  # noqa: E402
 from arena.registry import load_registry  # noqa: E402
-from arena.store import Store  # noqa: E402
+from arena.store import SideResult, Store  # noqa: E402
 from arena.store.schema import battles as battles_t  # noqa: E402
 from arena.store.schema import votes as votes_t  # noqa: E402
 
@@ -60,7 +61,7 @@ class FastAnswer(Backend):
         return "ok"
 
 
-def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go) -> None:
+def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go, store_only: bool = False) -> None:
     settings = Settings(db_url=db_url, models=registry_path, battles_per_minute=0, votes_per_hour=0)
     registry = load_registry(registry_path)
     store = Store.open(settings)
@@ -75,8 +76,16 @@ def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go) -
     ready.put(seed)
     go.wait()
     cpu_start = time.process_time()
+    answer = SideResult("A fast answer.", ttft=0.001, total=0.002, tokens=3)
     for _ in range(n):
         try:
+            if store_only:  # the storage layer alone: no pair drawn, no sides run
+                bid = store.save_battle(
+                    mode="anonymous", model_a="fake-0", model_b="fake-1", image=image, prompt="What is in the image?",
+                    result_a=answer, result_b=answer, session_id=session,
+                )  # fmt: skip
+                store.record_vote(bid, rng.choice(outcomes), voter_id=session, session_id=session)
+                continue
             a, b = battles.pick_models(registry, "anonymous", rng=rng)
             battle = battles.Battle(mode="anonymous", spec_a=a, spec_b=b, image=image)
             for _event in battles.ask(pool, battle, "What is in the image?"):
@@ -99,7 +108,7 @@ def _png(seed: int) -> bytes:
     return buf.getvalue()
 
 
-def run(db_url: str, processes: int, per_process: int) -> bool:
+def run(db_url: str, processes: int, per_process: int, store_only: bool = False) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         registry_path = Path(tmp) / "models.yaml"
         registry_path.write_text(REGISTRY)
@@ -107,7 +116,7 @@ def run(db_url: str, processes: int, per_process: int) -> bool:
         ctx = mp.get_context("spawn")
         out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
         procs = [
-            ctx.Process(target=worker, args=(db_url, str(registry_path), per_process, i, out, ready, go))
+            ctx.Process(target=worker, args=(db_url, str(registry_path), per_process, i, out, ready, go, store_only))
             for i in range(processes)
         ]
         for p in procs:
@@ -133,7 +142,7 @@ def run(db_url: str, processes: int, per_process: int) -> bool:
     expected = processes * per_process
     ok = n_battles == n_votes == distinct == expected and errors == 0
     print(
-        f"{engine.dialect.name:10} {processes} processes x {per_process} battles: {elapsed:6.2f} s "
+        f"{engine.dialect.name:10} {processes} processes x {per_process} {'store-only ' if store_only else ''}battles: {elapsed:6.2f} s "
         f"(from the start signal to the last vote), {expected / elapsed:7.0f} votes/s; stored {n_battles} battles, "
         f"{n_votes} votes on {distinct} distinct battles, {errors} errors -> {'OK' if ok else 'MISMATCH'}"
     )
@@ -233,11 +242,14 @@ def main() -> int:
     parser.add_argument("--pg", help="PostgreSQL URL to benchmark as well (a fresh schema is used)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
     parser.add_argument("--pgbench", action="store_true", help="with --pg: also the server's ceiling (pgbench)")
+    parser.add_argument(
+        "--store-only", action="store_true", help="call Store.save_battle and record_vote alone (no battle code)"
+    )
     args = parser.parse_args()
     ok = True
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
-            ok &= run(f"sqlite:///{tmp}/bench.db", args.processes, args.battles)
+            ok &= run(f"sqlite:///{tmp}/bench.db", args.processes, args.battles, args.store_only)
     if args.pg:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         admin = create_engine(args.pg)
@@ -245,7 +257,7 @@ def main() -> int:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         sep = "&" if "?" in args.pg else "?"
         try:
-            ok &= run(f"{args.pg}{sep}options=-csearch_path%3D{schema}", args.processes, args.battles)
+            ok &= run(f"{args.pg}{sep}options=-csearch_path%3D{schema}", args.processes, args.battles, args.store_only)
             if args.pgbench:
                 run_pgbench(f"{args.pg}{sep}options=-csearch_path%3D{schema}", args.processes, args.battles)
         finally:
