@@ -146,11 +146,6 @@ class Writer:
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
 
 def _sqlite_lock_path(engine: Engine) -> str | None:
     database = engine.url.database
