@@ -12,10 +12,11 @@ battle, and prints votes per second and where the CPU went. Targets on the 2-cor
 1,000 votes/s on SQLite, 2,000 on PostgreSQL, zero errors.
 
 --store-only calls Store.save_battle and Store.record_vote directly (no pair drawn, no sides
-run): the storage layer's share. --pgbench also runs PostgreSQL's own pgbench (a C client, next to no client CPU) with the same
-number of connections, each transaction being the app's two statements (compiled from
-arena.store.statements, literal stand-ins for the values): the server's ceiling for these
-writes on this machine at that moment, to read the app's figure against.
+run): the storage layer's share. --pgbench also runs PostgreSQL's own pgbench (a C client, next
+to no client CPU) with the same number of connections, each transaction being the app's two
+statements (compiled from arena.store.statements, literal stand-ins for the values): the
+server's ceiling for these writes on this machine at that moment, to read the app's figure
+against.
 """
 
 from __future__ import annotations

@@ -142,8 +142,9 @@ class Store:
             bound("battle", _SQLITE_INSERT_BATTLE, battle),
             bound("turn", _SQLITE_INSERT_TURN, _turn_row(battle_id, 0, prompt, result_a, result_b, stamp)),
         ]
-        recent = driver.statement("recent battles", lambda: statements.RECENT_BATTLES)
-        recent_params = recent.params(dict(session_id=session_id, since=stamp - timedelta(minutes=1)))
+        if limit:
+            recent = driver.statement("recent battles", lambda: statements.RECENT_BATTLES)
+            recent_params = recent.params(dict(session_id=session_id, since=stamp - timedelta(minutes=1)))
 
         def write():
             with driver.transaction() as cursor:
@@ -231,7 +232,7 @@ class Store:
             )
             if eng.with_retries("store the vote", lambda: self.driver.one(statement, params)) is not None:
                 return
-        # Not stored (or another database): find which rule refused it and say so.
+        # Not stored: find which rule refused it and say so.
 
         def write():
             with self.writer.begin() as conn:
