@@ -4,7 +4,7 @@ No PyPI package ships trained VLM weights and the Hugging Face hub may be out of
 `build_demo_models(out_dir)` builds a handful of *real* architectures with tiny configurations
 and random weights, saves each with `save_pretrained` (model, processor, tokenizer, chat template,
 generation config) and writes `out_dir/models.yaml` listing them. They load through exactly the
-same code path as a hub model (`arena.backends.hf_load.load_model`); their answers are
+same code path as a hub model (`arena.backends.hf.load_model`); their answers are
 deterministic gibberish.
 
     python -m arena.demo demo_models/      # then ARENA_MODELS=demo_models/models.yaml
@@ -556,7 +556,7 @@ _BUILDERS: dict[str, Callable[[Path], None]] = {
 
 
 def _without_video(processor_cls):
-    from arena.backends.hf_load import processor_without_video
+    from arena.backends.hf import processor_without_video
 
     return processor_without_video(processor_cls)
 
