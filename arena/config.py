@@ -1,11 +1,15 @@
 """Settings, read from the environment in one place only.
 
-Each setting has a name, a default and help text; README.md lists them all
-(`python -m arena settings` prints the same table).
+Each setting has a name, a default, help text and, for numbers, its allowed range; README.md
+lists them all (`python -m arena settings` prints the same table). Every value is checked here,
+once, whether it comes from the environment (Settings.from_env) or from code (Settings(...)):
+a bad one is a ConfigError with one line naming the variable, the value and what is expected.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -13,9 +17,58 @@ from dataclasses import field as dc_field
 
 from arena.errors import ConfigError
 
+# Pillow's own decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS): it refuses larger images
+# whatever ARENA_MAX_PIXELS says, so a higher setting would promise what Pillow does not do.
+PILLOW_MAX_PIXELS = 89_478_485
 
-def _setting(default, help: str):
-    return dc_field(default=default, metadata={"help": help})
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting allows: from `minimum` (or strictly above it), up to
+    `maximum` if there is one, and 0 as well where `zero` says what 0 means."""
+
+    minimum: float
+    maximum: float | None = None
+    above: bool = False  # the minimum itself is not allowed
+    zero: str | None = None  # e.g. "no limit": 0 is allowed and means this
+    unit: str = ""
+
+    def allows(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if value == 0 and self.zero:
+            return True
+        low_ok = value > self.minimum if self.above else value >= self.minimum
+        return low_ok and (self.maximum is None or value <= self.maximum)
+
+    def describe(self) -> str:
+        """The range alone, for the settings table: "above 0, at most 2048"."""
+        low = f"above {_num(self.minimum)}" if self.above else f"at least {_num(self.minimum)}"
+        text = low if self.maximum is None else f"{low}, at most {_num(self.maximum)}"
+        return f"0 = {self.zero}, else {text}" if self.zero else text
+
+    def expected(self, kind: type) -> str:
+        """What an error message says is expected: "a number above 0 (megabytes)"."""
+        noun = "a whole number" if kind is int else "a number"
+        low, high = _num(self.minimum), _num(self.maximum)
+        if self.maximum is not None and not self.above:
+            text = f"{noun} from {low} to {high}"
+        else:
+            text = f"{noun} above {low}" if self.above else f"{noun} of at least {low}"
+            if self.maximum is not None:
+                text += f" and at most {high}"
+        if self.zero:
+            text += f", or 0 for {self.zero}"
+        return f"{text} ({self.unit})" if self.unit else text
+
+
+def _num(x: float | None) -> str:
+    """2048, 89478485, 0.5: every digit, never 8.94785e+07."""
+    return str(int(x)) if x is not None and float(x).is_integer() else f"{x}"
+
+
+def _setting(default, help: str, allowed: Range | None = None):
+    return dc_field(default=default, metadata={"help": help, "range": allowed})
 
 
 @dataclass(frozen=True)
@@ -23,15 +76,50 @@ class Settings:
     db_url: str = _setting("sqlite:///arena.db", "SQLAlchemy URL of the vote database")
     models: str = _setting("models.yaml", "path of the model registry (models.yaml)")
     db_auto_upgrade: bool = _setting(True, "run Alembic migrations to the latest schema at start-up")
-    max_upload_mb: float = _setting(20.0, "largest accepted image file, in MB")
-    max_pixels: int = _setting(40_000_000, "largest accepted image, in pixels (decompression-bomb guard)")
-    max_image_side: int = _setting(1536, "images with a longer side are downscaled before the models see them")
-    max_prompt_chars: int = _setting(4000, "longest accepted prompt, in characters")
-    max_turns: int = _setting(5, "most prompts (first question plus follow-ups) in one battle")
-    hub_timeout_s: float = _setting(10.0, "Hugging Face hub request timeout, in seconds")
-    generation_timeout_s: float = _setting(300.0, "longest wait for one answer before that side errors")
-    battles_per_minute: int = _setting(10, "battles one browser session may start per minute (0 = no limit)")
-    votes_per_hour: int = _setting(120, "votes one voter may cast per hour (0 = no limit)")
+    max_upload_mb: float = _setting(
+        20.0,
+        "largest accepted image file, in MB (the shipped sample images are exempt)",
+        Range(0, 2048, above=True, unit="megabytes"),
+    )
+    max_pixels: int = _setting(
+        40_000_000,
+        f"largest accepted image, in pixels (decompression-bomb guard; {PILLOW_MAX_PIXELS} is Pillow's own limit)",
+        Range(4096, PILLOW_MAX_PIXELS, unit="pixels"),
+    )
+    max_image_side: int = _setting(
+        1536,
+        "images with a longer side are downscaled before the models see them "
+        "(the models' processors enlarge small images, so a lower value only loses detail)",
+        Range(64, unit="pixels"),
+    )
+    max_prompt_chars: int = _setting(4000, "longest accepted prompt, in characters", Range(1, unit="characters"))
+    max_turns: int = _setting(
+        5, "most prompts (first question plus follow-ups) in one battle", Range(1, unit="prompts per battle")
+    )
+    hub_timeout_s: float = _setting(
+        10.0, "Hugging Face hub request timeout, in seconds", Range(0, 3600, above=True, unit="seconds")
+    )
+    generation_timeout_s: float = _setting(
+        300.0,
+        "longest wait for one answer before that side errors, in seconds",
+        Range(0, 86400, above=True, unit="seconds"),
+    )
+    battles_per_minute: int = _setting(
+        10,
+        "battles one browser session may start per minute",
+        Range(1, 1_000_000, zero="no limit", unit="battles per minute"),
+    )
+    votes_per_hour: int = _setting(
+        120,
+        "votes one voter may cast per hour",
+        Range(1, 1_000_000, zero="no limit", unit="votes per hour"),
+    )
+
+    def __post_init__(self) -> None:
+        """Settings(...) built in code is held to the same rules as the environment."""
+        for f in fields(self):
+            value = _checked(f, getattr(self, f.name), repr(getattr(self, f.name)))
+            object.__setattr__(self, f.name, value)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -41,7 +129,8 @@ class Settings:
             name = env_name(f.name)
             if name not in environ or environ[name] == "":
                 continue
-            values[f.name] = _parse(name, environ[name], type(f.default))
+            raw = environ[name]
+            values[f.name] = _checked(f, _parse(f, raw), repr(raw))
         return cls(**values)
 
 
@@ -50,23 +139,55 @@ def env_name(field_name: str) -> str:
 
 
 def describe() -> list[tuple[str, str, str]]:
-    """(environment variable, default, help) for every setting."""
-    return [(env_name(f.name), str(f.default), f.metadata["help"]) for f in fields(Settings)]
+    """(environment variable, default, help with the allowed range) for every setting."""
+    rows = []
+    for f in fields(Settings):
+        allowed = f.metadata["range"]
+        help_text = f.metadata["help"] + (f"; {allowed.describe()}" if allowed else "")
+        rows.append((env_name(f.name), _num(f.default) if isinstance(f.default, float) else str(f.default), help_text))
+    return rows
 
 
-def _parse(name: str, raw: str, kind: type):
+_INVALID = object()
+
+
+def _parse(f, raw: str):
+    """The environment's text as the setting's type, or _INVALID."""
+    kind = type(f.default)
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        return _INVALID
     try:
-        if kind is bool:
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        value = kind(raw)
-    except ValueError:
-        expected = "true or false" if kind is bool else f"a {kind.__name__}"
-        raise ConfigError(f"Setting {name}={raw!r} is invalid: expected {expected}.") from None
-    if kind in (int, float) and value < 0:
-        raise ConfigError(f"Setting {name}={raw!r} is invalid: it must not be negative.")
+        return kind(raw)
+    except ValueError:  # "abc"; for a whole number also "1.5", "nan", "inf", "1e999"
+        return _INVALID
+
+
+def _checked(f, value, shown: str):
+    """The value if the setting allows it (ints as float for a float setting), else ConfigError."""
+    kind = type(f.default)
+    allowed: Range | None = f.metadata["range"]
+    ok = value is not _INVALID
+    if kind is bool:
+        ok = ok and isinstance(value, bool)
+        expected = "true or false (or 1/0, yes/no, on/off)"
+    elif kind is str:
+        value = os.fspath(value) if isinstance(value, os.PathLike) else value  # models=Path(...)
+        ok = ok and isinstance(value, str) and value.strip() != ""
+        expected = "a non-empty text"
+    else:
+        wanted = numbers.Integral if kind is int else numbers.Real
+        ok = ok and isinstance(value, wanted) and not isinstance(value, bool)
+        try:
+            value = kind(value) if ok else value  # float() of nan/inf stays non-finite: refused
+        except OverflowError:  # float(10**400)
+            ok = False
+        ok = ok and allowed.allows(value)
+        expected = allowed.expected(kind)
+    if not ok:
+        raise ConfigError(f"Setting {env_name(f.name)}={shown} is invalid: expected {expected}.")
     return value

@@ -18,6 +18,7 @@ from arena.errors import InputError
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif", "bmp")
+MB = 1024 * 1024  # ARENA_MAX_UPLOAD_MB counts these
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,14 @@ class CheckedImage:
     image: Image.Image  # RGB, EXIF-rotated, downscaled: what the models see
 
 
-def check_image(data: bytes, settings, filename: str = "image") -> CheckedImage:
+def check_image(data: bytes, settings, filename: str = "image", *, upload: bool = True) -> CheckedImage:
+    """`upload=False` for the shipped sample images: not uploads, so ARENA_MAX_UPLOAD_MB does
+    not apply to them; the pixel and side limits do."""
     if not data:
         raise InputError(f"{filename} is empty (0 bytes): upload a PNG, JPEG, WebP, GIF or BMP image.")
-    limit = int(settings.max_upload_mb * 1024 * 1024)
-    if len(data) > limit:
+    if upload and len(data) > settings.max_upload_mb * MB:  # floats: no int() to overflow
         raise InputError(
-            f"{filename} is {len(data) / 1e6:.1f} MB, over the {settings.max_upload_mb:g} MB limit: "
+            f"{filename} is {_size(len(data))}, over the {settings.max_upload_mb:g} MB limit: "
             "upload a smaller image (ARENA_MAX_UPLOAD_MB raises the limit)."
         )
     img = _open(data, filename, settings.max_pixels)
@@ -59,6 +61,11 @@ def check_image(data: bytes, settings, filename: str = "image") -> CheckedImage:
     )
 
 
+def _size(n_bytes: int) -> str:
+    """In the limit's own unit (MB = 1024 x 1024 bytes), with KB for small files."""
+    return f"{n_bytes / MB:.1f} MB" if n_bytes >= MB else f"{n_bytes / 1024:.1f} KB"
+
+
 def _open(data: bytes, filename: str, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -75,7 +82,7 @@ def _open(data: bytes, filename: str, max_pixels: int) -> Image.Image:
     w, h = img.size
     if w * h > max_pixels:
         raise InputError(
-            f"{filename} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the "
+            f"{filename} is {w}x{h} = {w * h / 1e6:.3g} megapixels, over the "
             f"{max_pixels / 1e6:g} megapixel limit: upload a smaller image (ARENA_MAX_PIXELS)."
         )
     if w == 0 or h == 0:

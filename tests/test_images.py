@@ -119,3 +119,20 @@ def test_bad_prompts(prompt, message):
 
 def test_prompt_trimmed():
     assert check_prompt("  what is this?  ", SETTINGS) == "what is this?"
+
+
+def test_a_tiny_upload_limit_counts_kilobytes_and_spares_the_shipped_samples():
+    from arena.samples import SAMPLES, SAMPLES_DIR
+
+    tiny = Settings(max_upload_mb=0.001)  # 1 KB: valid, if odd
+    data = encode(NOISE, "PNG")
+    with pytest.raises(InputError, match=r"^x.png is \d+\.\d KB, over the 0.001 MB limit: "):
+        check_image(data, tiny, "x.png")
+    assert check_image(data, tiny, "x.png", upload=False).image.size == (200, 200)
+    for sample in SAMPLES:  # a sample is not an upload: only the pixel and side limits apply
+        checked = check_image((SAMPLES_DIR / sample.file).read_bytes(), tiny, sample.file, upload=False)
+        assert checked.image.size == (checked.width, checked.height)
+    lowest = Settings(max_pixels=4096, max_image_side=64)  # the lowest values allowed
+    with pytest.raises(InputError, match="megapixel limit"):
+        check_image((SAMPLES_DIR / SAMPLES[0].file).read_bytes(), lowest, SAMPLES[0].file, upload=False)
+    assert max(check_image(encode(RGB.resize((64, 64)), "PNG"), lowest, "x").image.size) == 64

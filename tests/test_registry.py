@@ -7,8 +7,7 @@ from collections import Counter
 
 import pytest
 
-from arena.config import Settings
-from arena.errors import ConfigError, RegistryError
+from arena.errors import RegistryError
 from arena.registry import load_registry
 
 GOOD = """
@@ -112,22 +111,3 @@ def test_local_directories_resolve_next_to_the_registry(tmp_path):
     reg = load_registry(write(tmp_path, "models:\n  - id: a\n    model: ./tiny\n  - id: b\n    model: tiny\n  - id: c\n    model: org/hub\n"))
     assert reg.get("a").model == str(tmp_path / "tiny") == reg.get("b").model
     assert reg.get("c").model == "org/hub"
-
-
-def test_settings_from_environment():
-    s = Settings.from_env({"ARENA_MAX_TURNS": "3", "ARENA_DB_AUTO_UPGRADE": "no", "ARENA_MODELS": "x.yaml"})
-    assert (s.max_turns, s.db_auto_upgrade, s.models) == (3, False, "x.yaml")
-    assert Settings.from_env({}).db_url == "sqlite:///arena.db"
-
-
-@pytest.mark.parametrize(
-    "env,message",
-    [
-        ({"ARENA_MAX_TURNS": "many"}, "ARENA_MAX_TURNS='many' is invalid: expected a int"),
-        ({"ARENA_DB_AUTO_UPGRADE": "maybe"}, "expected true or false"),
-        ({"ARENA_MAX_UPLOAD_MB": "-1"}, "must not be negative"),
-    ],
-)
-def test_bad_settings(env, message):
-    with pytest.raises(ConfigError, match=message):
-        Settings.from_env(env)
