@@ -27,6 +27,15 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SERVE_START_TIMEOUT_S = 120
 
 
+def skip_or_fail(reason: str, *, allow_module_level: bool = False) -> None:
+    """Skip a test whose requirement is missing here; under CI=true fail instead, since CI
+    provides every requirement and a skip there would hide a broken setup."""
+    __tracebackhide__ = True  # a skip is reported at the caller's line, not here
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: CI provides this, so the test fails instead of skipping)", pytrace=False)
+    pytest.skip(reason, allow_module_level=allow_module_level)
+
+
 def _pg_reason() -> str | None:
     try:
         engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
@@ -56,9 +65,7 @@ def pg_url():
     """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
     reason = pg_skip_reason()
     if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)  # CI has the server: a skip there would hide a broken setup
-        pytest.skip(reason)
+        skip_or_fail(reason)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
     with admin.begin() as conn:
@@ -148,7 +155,7 @@ def serve_url(llava_spec, tmp_path_factory):
         while True:
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace")[-1500:]
-                pytest.skip(f"transformers serve exited with {proc.returncode} at start:\n{tail}")
+                skip_or_fail(f"transformers serve exited with {proc.returncode} at start:\n{tail}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                     if r.status == 200:
@@ -156,7 +163,7 @@ def serve_url(llava_spec, tmp_path_factory):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.skip(f"transformers serve was not ready within {SERVE_START_TIMEOUT_S} s")
+                skip_or_fail(f"transformers serve was not ready within {SERVE_START_TIMEOUT_S} s")
             time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/v1"
     finally:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, skip_or_fail
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0
@@ -157,11 +157,8 @@ def browser_missing() -> str | None:
 def require_browser() -> None:
     """At the top of a browser test module: skip it without chromium or playwright; fail in CI."""
     reason = browser_missing()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI installs both, so a skip there would hide a broken setup", False)
-    pytest.skip(reason, allow_module_level=True)
+    if reason is not None:
+        skip_or_fail(reason, allow_module_level=True)
 
 
 def launch(playwright):
