@@ -123,13 +123,26 @@ def cmd_battle(args) -> int:
 
 def cmd_db(args) -> int:
     from arena.store import engine as eng
+    from arena.store import migrate
 
     settings = Settings.from_env()
     engine = eng.make_engine(settings.db_url)
     if args.action == "upgrade":
-        eng.with_retries("migrate the database", lambda: eng.upgrade(engine, args.revision))
+        _log_to_stderr("arena")  # each migration step, and any wait for another process's
+        eng.with_retries("migrate the database", lambda: migrate.upgrade(engine, args.revision))
     print(f"database revision: {eng.current_revision(engine)} (latest: {eng.head_revision()})")
     return 0
+
+
+def _log_to_stderr(name: str) -> None:
+    import logging
+
+    logger = logging.getLogger(name)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def cmd_settings(_args) -> int:

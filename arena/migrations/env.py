@@ -1,4 +1,5 @@
-"""Alembic environment: run with a connection handed in by arena.store.engine.upgrade()."""
+"""Alembic environment: run with a connection handed in by arena.store.migrate.upgrade(), and
+its per-step callback (config.attributes["on_version_apply"]), which logs each migration."""
 
 from alembic import context
 from sqlalchemy import create_engine
@@ -14,6 +15,7 @@ def _run(conn) -> None:
         connection=conn,
         target_metadata=metadata,
         render_as_batch=conn.dialect.name == "sqlite",
+        on_version_apply=config.attributes.get("on_version_apply"),
     )
     with context.begin_transaction():
         context.run_migrations()

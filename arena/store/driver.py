@@ -64,7 +64,7 @@ class Writer:
         self.sqlite = engine.dialect.name == "sqlite"
         self._statements: dict = {}
         self._thread_lock = threading.Lock()
-        self._lock_path = _sqlite_lock_path(engine) if self.sqlite else None
+        self._lock_path = writers_lock_path(engine) if self.sqlite else None
         self._lock_fd: int | None = None
 
     def statement(self, key, build) -> DriverStatement:
@@ -147,7 +147,9 @@ class Writer:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
 
-def _sqlite_lock_path(engine: Engine) -> str | None:
+def writers_lock_path(engine: Engine) -> str | None:
+    """The OS lock file beside a SQLite database (`<db>-writers.lock`) that its writers queue on
+    and a schema migration holds (arena.store.migrate); None where there is none to take."""
     database = engine.url.database
     if fcntl is None or not database or database == ":memory:" or database.startswith("file:"):
         return None

@@ -1,15 +1,16 @@
-"""The engine, schema migrations and bounded retries of transient write errors."""
+"""The engine and bounded retries of transient write errors. The schema migrations run in
+arena.store.migrate (one process at a time); upgrade() here is kept for its callers."""
 
 from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -47,11 +48,28 @@ def make_engine(url: str) -> Engine:
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _sqlite_begin)
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    _journal_mode_wal(cur)
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _journal_mode_wal(cursor, wait_s: float = 30.0) -> None:
+    """PRAGMA journal_mode=WAL, retried while the file is locked: when several processes open a
+    brand-new file at once, SQLite can answer 'database is locked' at once, without its busy
+    handler, to a connection that comes while another turns the file into WAL (measured: 8
+    connections at once, one of them failed in one start in ten to twenty). The mode is stored
+    in the file, so a retry soon finds it set."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005 + 0.02 * random.random())
 
 
 def _sqlite_begin(conn) -> None:
@@ -74,12 +92,11 @@ def alembic_config() -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` with the Alembic migrations."""
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+def upgrade(engine: Engine, revision: str = "head", **options) -> None:
+    """Bring the schema to `revision`, one process at a time: arena.store.migrate.upgrade."""
+    from arena.store import migrate  # it imports this module
+
+    migrate.upgrade(engine, revision, **options)
 
 
 def current_revision(engine: Engine) -> str | None:
