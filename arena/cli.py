@@ -13,12 +13,11 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from arena import battle as battles
 from arena.backends import Backends, chat_messages
 from arena.config import Settings, describe
 from arena.errors import ArenaError, InputError
 from arena.images import check_image, check_prompt
-from arena.outcome import Outcome
+from arena.kinds import Mode, Outcome
 from arena.registry import load_registry
 
 
@@ -80,27 +79,28 @@ def cmd_ask(args) -> int:
 
 
 def cmd_battle(args) -> int:
+    from arena.battle import Battle, ask, cast_vote, pick_models, save_turn
     from arena.store import Store
 
     settings, registry = _settings_registry(args)
     image = _read_image(args.image, settings)
     prompt = check_prompt(args.prompt, settings)
-    mode = "named" if args.models else "anonymous"
-    spec_a, spec_b = battles.pick_models(registry, mode, tuple(args.models) if args.models else None)
+    mode = Mode.NAMED if args.models else Mode.ANONYMOUS
+    spec_a, spec_b = pick_models(registry, mode, tuple(args.models) if args.models else None)
     store = Store.open(settings)
     session_id = f"cli-{uuid.uuid4().hex[:12]}"
     backends = Backends(registry, settings)
     try:
-        battle = battles.Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
-        for _ in battles.ask(backends, battle, prompt):
+        battle = Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
+        for _ in ask(backends, battle, prompt):
             pass
-        battles.save_turn(store, battle, session_id)
+        save_turn(store, battle, session_id)
     finally:
         backends.close()
     result_a, result_b = battle.results[-1]
     out = {
         "battle_id": battle.battle_id,
-        "mode": mode,
+        "mode": mode.value,
         "model_a": spec_a.id,
         "model_b": spec_b.id,
         "answer_a": result_a.answer,
@@ -112,7 +112,7 @@ def cmd_battle(args) -> int:
     status = 0
     if args.vote:
         try:
-            battles.vote(store, battle, Outcome(args.vote), voter_id=session_id, session_id=session_id)
+            cast_vote(store, battle, Outcome(args.vote), voter_id=session_id, session_id=session_id)
             out["vote"] = args.vote
         except ArenaError as exc:
             print(f"error: vote not stored: {exc}", file=sys.stderr)

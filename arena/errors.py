@@ -50,5 +50,5 @@ class RatingsError(ArenaError):
     """Votes that cannot be rated (e.g. unknown winner labels)."""
 
 
-class ImportError_(ArenaError):
-    """A battles file that cannot be imported; nothing from it was stored."""
+class TransferError(ArenaError):
+    """A votes file that cannot be imported (nothing from it was stored) or exported."""

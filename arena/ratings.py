@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 
 from arena.errors import RatingsError
-from arena.outcome import Outcome
+from arena.kinds import Outcome
 
 SCALE = 400.0
 BASE = 10.0

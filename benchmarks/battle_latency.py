@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from arena import battle as battles  # noqa: E402
+from arena import battle as flow  # noqa: E402
 from arena.backends import Backends, chat_messages  # noqa: E402
 from arena.config import Settings  # noqa: E402
 from arena.images import check_image  # noqa: E402
@@ -147,8 +147,8 @@ def measure(preset: str, tokens: int, repeats: int, device: str) -> None:
             assert "".join(pieces).strip(), f"{spec.id} gave an empty answer"
 
         def battle():
-            b = battles.Battle(mode="named", spec_a=spec_a, spec_b=spec_b, image=image)
-            for _ in battles.ask(pool, b, PROMPT):
+            b = flow.Battle(mode="named", spec_a=spec_a, spec_b=spec_b, image=image)
+            for _ in flow.ask(pool, b, PROMPT):
                 pass
             assert b.last_ok, b.results
 

@@ -35,14 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
-from arena import battle as battles  # noqa: E402
+from arena import battle as flow  # noqa: E402
 from arena.backends import Backends  # noqa: E402
-from arena.backends.base import Backend  # noqa: E402
+from arena.backends.base import Backend, Finished  # noqa: E402
+from arena.battle import SideResult  # noqa: E402
 from arena.config import Settings  # noqa: E402
 from arena.images import check_image  # noqa: E402
-from arena.outcome import Outcome  # noqa: E402
+from arena.kinds import Outcome  # noqa: E402
 from arena.registry import load_registry  # noqa: E402
-from arena.store import SideResult, Store  # noqa: E402
+from arena.store import Store  # noqa: E402
 from arena.store.schema import battles as battles_t  # noqa: E402
 from arena.store.schema import votes as votes_t  # noqa: E402
 
@@ -53,10 +54,9 @@ REGISTRY = """models:
 class FastAnswer(Backend):
     """A fake model that answers at once (this benchmark measures the database only)."""
 
-    last_token_count = 3
-
-    def stream(self, messages):
+    def generate(self, messages):
         yield from ("A ", "fast ", "answer.")
+        yield Finished(tokens=3)
 
     def check(self) -> str:
         return "ok"
@@ -87,12 +87,12 @@ def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go, s
                 )  # fmt: skip
                 store.record_vote(bid, rng.choice(outcomes), voter_id=session, session_id=session)
                 continue
-            a, b = battles.pick_models(registry, "anonymous", rng=rng)
-            battle = battles.Battle(mode="anonymous", spec_a=a, spec_b=b, image=image)
-            for _event in battles.ask(pool, battle, "What is in the image?"):
+            a, b = flow.pick_models(registry, "anonymous", rng=rng)
+            battle = flow.Battle(mode="anonymous", spec_a=a, spec_b=b, image=image)
+            for _event in flow.ask(pool, battle, "What is in the image?"):
                 pass
-            battles.save_turn(store, battle, session)
-            battles.vote(store, battle, rng.choice(outcomes), voter_id=session, session_id=session)
+            flow.save_turn(store, battle, session)
+            flow.cast_vote(store, battle, rng.choice(outcomes), voter_id=session, session_id=session)
         except Exception as exc:  # noqa: BLE001 - counted and reported
             errors += 1
             print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -176,7 +176,7 @@ PGBENCH_VALUES = {
     "mode": "'anonymous'", "model_a": "'fake-1'", "model_b": "'fake-2'", "prompt": "'What is in the image?'",
     "outcome": "'tie'", "error_a": "NULL", "error_b": "NULL", "answer_a": "'A fast answer.'",
     "answer_b": "'A fast answer.'", "ttft_a": "0.001", "ttft_b": "0.001", "total_a": "0.002",
-    "total_b": "0.002", "tokens_a": "3", "tokens_b": "3",
+    "total_b": "0.002", "tokens_a": "3", "tokens_b": "3", "ok_a": "true", "ok_b": "true",
 }  # fmt: skip
 
 

@@ -1,5 +1,5 @@
 """Time the leaderboard page's work on a million votes: the real import, then the first
-(uncached) computation the page runs, and the SQL GROUP BY on its own.
+(uncached) computation the page runs, and its parts on their own.
 
     python benchmarks/leaderboard_1m.py [--votes N] [--models M] [--seed S] [--pg URL] [--no-page]
 
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from arena import leaderboard  # noqa: E402
 from arena.config import Settings  # noqa: E402
-from arena.store import Store  # noqa: E402
+from arena.store import Store, VoteFilter  # noqa: E402
 from arena.store.transfer import import_file  # noqa: E402
 
 LABELS = np.array(["model_a", "model_b", "tie", "tie (bothbad)"])
@@ -71,14 +71,14 @@ def run(db_url: str, csv_path: Path, page: bool) -> None:
             n = import_file(store, csv_path)
         print(f"  imported {n:,} votes")
         with timed("page computation, first (uncached): version + board", 2):
-            leaderboard.data_version(store)
+            store.data_version()
             board = leaderboard.leaderboard_for(store)
         lb = board.leaderboard
         print(f"    {board.votes:,} anonymous votes, {len(lb.rows)} models, last {board.last_vote}")
         seconds = []
         for _ in range(3):  # a shared machine is noisy: the median and the best of three
             start = time.perf_counter()
-            leaderboard.data_version(store)
+            store.data_version()
             leaderboard.leaderboard_for(store)
             seconds.append(time.perf_counter() - start)
         median, best = sorted(seconds)[1], min(seconds)
@@ -86,24 +86,19 @@ def run(db_url: str, csv_path: Path, page: bool) -> None:
         label = "page computation again, uncached (median, best of 3)"
         print(f"  {label:<52} {median:8.3f} s{verdict}  best {best:.3f} s", flush=True)
         with timed("same, all battles (anonymous and named)", 2):
-            leaderboard.data_version(store)
+            store.data_version()
             leaderboard.leaderboard_for(store, anonymous_only=False)
         with timed("cache key alone: data_version (count, max id)"):
-            leaderboard.data_version(store)
+            store.data_version()
         print("  parts, run again:")
         with timed("  scan: votes in time order, DBAPI cursor, coded"):
-            scan = leaderboard.scan_votes(store)
+            scan = leaderboard.scan_votes(store, VoteFilter())
         with timed("  online Elo on the coded votes"):
             scan.online_elo()
         from arena.ratings import compute_leaderboard
 
         with timed("  Bradley-Terry fit + 100 bootstrap rounds"):
             compute_leaderboard(scan.pair_counts())
-        with timed("SQL GROUP BY alone: Store.pair_counts()"):
-            grouped = store.pair_counts()
-        assert sorted(grouped) == sorted(scan.count_rows()), "scan and GROUP BY disagree"
-        with timed("Store.ordered_battles() through SQLAlchemy rows"):
-            sum(1 for _ in store.ordered_battles())
         if page:
             page_open(db_url, csv_path.parent)
     finally:

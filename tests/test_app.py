@@ -12,6 +12,7 @@ from arena.config import Settings
 from arena.store import Store
 from arena.store.schema import battles, votes
 from tests.conftest import png_bytes
+from tests.stored import stored_battle
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TIMEOUT = 180
@@ -112,7 +113,7 @@ def test_named_mode_shows_names_and_follow_up(app_env):
     battle = at.session_state.battle
     assert len(battle.results) == 2 and battle.last_ok
     at.button(key="vote_tie").click().run()
-    row = store.battle(battle.battle_id)
+    row = stored_battle(store, battle.battle_id)
     assert row["mode"] == "named" and len(row["turns"]) == 2 and row["vote"]["outcome"] == "tie"
     assert row["vote"]["voter_id"] == "user:ann@example.com"
     at.button(key="new_battle").click().run()
@@ -156,7 +157,7 @@ def test_local_model_against_served_model(demo_models_dir, serve_url, llava_spec
     assert local.ok and served.ok, (local.error, served.error)
     assert local.answer == served.answer  # same weights, greedy: the same text either way
     at.button(key="vote_b").click().run()
-    row = Store.open(Settings(db_url=db_url)).battle(battle.battle_id)
+    row = stored_battle(Store.open(Settings(db_url=db_url)), battle.battle_id)
     assert (row["model_b"], row["vote"]["outcome"]) == ("served-llava", "b")
 
 
@@ -177,7 +178,7 @@ def test_sample_image_regenerate_and_rate_limit(app_env, monkeypatch):
     assert not at.exception
     battle = at.session_state.battle
     assert len(battle.results) == 1 and battle.results[0][0].ok
-    row = store.battle(battle.battle_id)
+    row = stored_battle(store, battle.battle_id)
     assert len(row["turns"]) == 1 and row["turns"][0]["answer_a"] == battle.results[0][0].answer
     assert first[0].answer == battle.results[0][0].answer  # greedy: the same text again
     at.button(key="new_battle").click().run()
@@ -191,7 +192,7 @@ def test_boxes_in_an_answer_are_drawn_under_it():
     def page():
         from PIL import Image
 
-        from arena.store import SideResult
+        from arena.battle import SideResult
         from arena.ui.widgets import show_result
 
         answer = "The cat: <|box_start|>(100,200),(500,800)<|box_end|>"
@@ -218,16 +219,54 @@ def test_first_load_shows_a_status_not_a_frozen_page():
     assert at.markdown[0].value == "⏳ Model B is thinking…"
 
 
-def test_errors_do_not_name_the_model_before_the_vote():
-    from arena.battle import Battle
-    from arena.registry import TransformersSpec
-    from arena.store import SideResult
-    from arena.ui.battle_page import _masked
+@pytest.mark.parametrize(
+    "name,value,expected",
+    [
+        ("ARENA_MAX_UPLOAD_MB", "0", "expected a number above 0 and at most 2048 (megabytes)."),
+        ("ARENA_MAX_IMAGE_SIDE", "nan", "expected a whole number of at least 64 (pixels)."),
+    ],
+)
+def test_a_bad_setting_is_one_line_on_every_page(name, value, expected, tmp_path, monkeypatch):
+    import os
 
-    spec = TransformersSpec(backend="transformers", id="llava-ov", name="LLaVA OV", model="llava-hf/llava-ov-hf")
-    error = "Model 'llava-ov' failed: 'llava-hf/llava-ov-hf' is not in the cache (LLaVA OV)"
-    battle = Battle(mode="anonymous", spec_a=spec, spec_b=spec, image=None)
-    masked = _masked(battle, "a", SideResult(error=error)).error
-    assert "llava" not in masked.lower() and "LLaVA" not in masked and "Model A" in masked
-    battle.mode = "named"
-    assert _masked(battle, "a", SideResult(error=error)).error == error
+    for var in [v for v in os.environ if v.startswith("ARENA_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("ARENA_DB_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv(name, value)
+    message = f"Setting {name}={value!r} is invalid: {expected}"
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [message]
+    assert not at.file_uploader and not at.button  # the page stopped there
+    at.switch_page("arena/ui/leaderboard_page.py").run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [message]
+    assert not at.dataframe
+
+
+def test_a_sample_with_tiny_limits_works_or_says_why(app_env, monkeypatch):
+    """ARENA_MAX_UPLOAD_MB does not apply to a shipped sample (it is no upload); a pixel limit
+    below the sample's size is one line on the page, whatever the settings, never a traceback."""
+    monkeypatch.setenv("ARENA_MAX_UPLOAD_MB", "0.001")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.button(key="sample_shapes.png").click().run()
+    assert not at.exception, at.exception
+    assert not at.error
+    assert "How many red circles" in str([img.proto for img in at.image])  # its preview
+    from arena.samples import SAMPLES_DIR
+
+    same_file = (SAMPLES_DIR / "shapes.png").read_bytes()
+    at.file_uploader(key="image").set_value(("shapes.png", same_file, "image/png")).run()
+    assert not at.exception
+    assert "KB, over the 0.001 MB limit" in at.error[0].value  # as an upload, it counts
+
+    monkeypatch.setenv("ARENA_MAX_PIXELS", "4096")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.button(key="sample_shapes.png").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [
+        "shapes.png is 400x300 = 0.12 megapixels, over the 0.004096 megapixel limit: upload a "
+        "smaller image (ARENA_MAX_PIXELS)."
+    ]
+    at.chat_input(key="prompt").set_value("How many?").run()
+    assert "battle" not in at.session_state  # nothing to start from

@@ -1,4 +1,4 @@
-"""The tiny demo models, loaded and run through the real path (registry -> hf_load -> pipeline).
+"""The tiny demo models, loaded and run through the real path (registry -> backends.hf -> pipeline).
 
 Every demo architecture is built once per session, loaded once per module, and streamed with a
 small generated image. Whole file: ~10 s on 2 CPU cores (mostly importing transformers).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -16,11 +17,12 @@ import pytest
 from PIL import Image
 
 from arena import demo
-from arena.backends import hf_load
+from arena.backends import hf
 from arena.backends.base import chat_messages
 from arena.config import Settings
 from arena.errors import ModelError
 from arena.registry import TransformersSpec, load_registry
+from tests.conftest import skip_or_fail
 
 PROMPT = "What is in this image?"
 
@@ -48,11 +50,11 @@ def demo_registry(demo_models_dir):
 @pytest.fixture(scope="module")
 def loaded(demo_registry):
     """arch -> LoadedModel, loaded on first use and kept for the module."""
-    cache: dict[str, hf_load.LoadedModel] = {}
+    cache: dict[str, hf.LoadedModel] = {}
 
-    def get(arch: str) -> hf_load.LoadedModel:
+    def get(arch: str) -> hf.LoadedModel:
         if arch not in cache:
-            cache[arch] = hf_load.load_model(spec_for(demo_registry, arch), Settings())
+            cache[arch] = hf.load_model(spec_for(demo_registry, arch), Settings())
         return cache[arch]
 
     return get
@@ -76,7 +78,7 @@ test_image.__test__ = False  # a helper, not a test
 def require(arch: str) -> None:
     why = demo.missing_requirements(arch)
     if why:
-        pytest.skip(why)
+        skip_or_fail(why)  # requirements.txt has every package: CI fails instead
 
 
 def printable(text: str) -> bool:
@@ -133,12 +135,13 @@ def test_streams_a_deterministic_answer(arch, loaded, demo_registry):
     assert type(model.model).__name__ == demo.ARCHITECTURE_CLASSES[arch]
     messages = chat_messages(test_image(), [PROMPT])
 
-    pieces = list(model.stream(messages, spec))
+    stream = model.stream(messages, spec)
+    pieces = list(stream)
     text = "".join(pieces)
     assert len(pieces) > 1, pieces
     assert text.strip(), pieces
     assert printable(text), repr(text)
-    assert 0 < model.last_token_count <= spec.max_new_tokens
+    assert stream.finished and 0 < stream.tokens <= spec.max_new_tokens
 
     again = "".join(model.stream(messages, spec))
     assert again == text
@@ -149,7 +152,7 @@ def test_follow_up_conversation(arch, loaded, demo_registry):
     require(arch)
     spec = spec_for(demo_registry, arch)
     model = loaded(arch)
-    first = model.generate(chat_messages(test_image(), [PROMPT]), spec)
+    first = "".join(model.stream(chat_messages(test_image(), [PROMPT]), spec))
     messages = chat_messages(
         test_image(), [PROMPT, "Why do you say that?"], [first], system_prompt="Answer briefly."
     )
@@ -165,9 +168,12 @@ def test_sampling_and_token_limit(loaded, demo_registry):
         update={"temperature": 0.8, "top_p": 0.9, "max_new_tokens": 5}
     )
     model = loaded("llava")
-    text = model.generate(chat_messages(test_image(), [PROMPT]), spec)
-    assert text.strip()
-    assert model.last_token_count == 5
+    stream = model.stream(chat_messages(test_image(), [PROMPT]), spec)
+    assert "".join(stream).strip()
+    seven = spec.model_copy(update={"max_new_tokens": 7})
+    longer = model.stream(chat_messages(test_image(), [PROMPT]), seven)
+    assert "".join(longer).strip()
+    assert (stream.tokens, longer.tokens) == (5, 7)  # each stream keeps its own count
 
 
 def test_video_capable_processors_load_without_torchvision(loaded):
@@ -191,10 +197,11 @@ def test_closing_the_stream_stops_generation(loaded, demo_registry):
     stream = model.stream(chat_messages(test_image(), [PROMPT]), spec)
     assert next(stream)
     stream.close()
-    assert model.last_token_count < 400
-    assert model.generate(
-        chat_messages(test_image(), [PROMPT]), spec_for(demo_registry, "llava")
-    ).strip()
+    assert not stream.finished and stream.tokens is None
+    assert "generate-tiny-llava" not in [t.name for t in threading.enumerate()]
+    usual = spec_for(demo_registry, "llava")
+    after = model.stream(chat_messages(test_image(), [PROMPT]), usual)
+    assert "".join(after).strip() and after.tokens == usual.max_new_tokens
 
 
 def test_generation_error_reaches_the_consumer(loaded, demo_registry):
@@ -219,7 +226,7 @@ def test_missing_local_directory_names_the_model(tmp_path):
         id="ghost", backend="transformers", model=str(tmp_path / "nope"), device="cpu"
     )
     with pytest.raises(ModelError) as info:
-        hf_load.load_model(spec, Settings())
+        hf.load_model(spec, Settings())
     assert info.value.model_id == "ghost"
     assert "not found" in info.value.cause and "nope" in info.value.cause
     assert "ghost" in str(info.value)
@@ -232,7 +239,7 @@ def test_registry_relative_path_that_is_missing(tmp_path):
     )
     spec = load_registry(tmp_path / "models.yaml").get("lost")
     with pytest.raises(ModelError, match="'lost' failed: local model directory .* not found"):
-        hf_load.load_model(spec, Settings())
+        hf.load_model(spec, Settings())
 
 
 def test_hub_id_fails_fast_offline(monkeypatch):
@@ -248,7 +255,7 @@ def test_hub_id_fails_fast_offline(monkeypatch):
     )
     started = time.perf_counter()
     with pytest.raises(ModelError) as info:
-        hf_load.load_model(spec, Settings(hub_timeout_s=2))
+        hf.load_model(spec, Settings(hub_timeout_s=2))
     assert time.perf_counter() - started < 10
     assert info.value.model_id == "remote"
     assert "llava-hf/llava-interleave-qwen-0.5b-hf" in info.value.cause
@@ -270,7 +277,7 @@ def test_hub_id_without_network_fails_fast(monkeypatch):
     )
     started = time.perf_counter()
     with pytest.raises(ModelError) as info:
-        hf_load.load_model(spec, Settings(hub_timeout_s=2))
+        hf.load_model(spec, Settings(hub_timeout_s=2))
     assert time.perf_counter() - started < 10
     assert (
         "cannot download 'org/not-cached-model' from the Hugging Face hub (no network?)"
@@ -282,7 +289,7 @@ def test_hub_id_without_network_fails_fast(monkeypatch):
 def test_not_a_hub_id_nor_directory():
     spec = TransformersSpec(id="odd", backend="transformers", model="a/b/c", device="cpu")
     with pytest.raises(ModelError, match="neither a local directory nor a Hugging Face hub id"):
-        hf_load.load_model(spec, Settings())
+        hf.load_model(spec, Settings())
 
 
 def test_text_only_model_is_refused(tmp_path):
@@ -295,7 +302,7 @@ def test_text_only_model_is_refused(tmp_path):
         id="text-only", backend="transformers", model=str(tmp_path), device="cpu"
     )
     with pytest.raises(ModelError, match="not an image-text-to-text model"):
-        hf_load.load_model(spec, Settings())
+        hf.load_model(spec, Settings())
 
 
 def test_unavailable_cuda_is_a_model_error(demo_registry):
@@ -305,18 +312,18 @@ def test_unavailable_cuda_is_a_model_error(demo_registry):
         pytest.skip("CUDA is available here")
     spec = spec_for(demo_registry, "llava").model_copy(update={"device": "cuda:0"})
     with pytest.raises(ModelError, match="CUDA is not available"):
-        hf_load.load_model(spec, Settings())
+        hf.load_model(spec, Settings())
 
 
 def test_device_and_dtype_resolution():
     import torch
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert hf_load.resolve_device("auto") == expected
-    assert hf_load.resolve_device("cpu") == "cpu"
-    assert hf_load.resolve_dtype("auto", "cpu") is torch.float32
-    assert hf_load.resolve_dtype("auto", "cuda:1") is torch.bfloat16
-    assert hf_load.resolve_dtype("float16", "cpu") is torch.float16
+    assert hf.resolve_device("auto") == expected
+    assert hf.resolve_device("cpu") == "cpu"
+    assert hf.resolve_dtype("auto", "cpu") is torch.float32
+    assert hf.resolve_dtype("auto", "cuda:1") is torch.bfloat16
+    assert hf.resolve_dtype("float16", "cpu") is torch.float16
 
 
 # --------------------------------------------------------------------------- the no-torchvision processors
@@ -330,7 +337,7 @@ def test_processor_without_video(name):
     import transformers
 
     cls = getattr(transformers, name)
-    sub = hf_load.processor_without_video(cls)
+    sub = hf.processor_without_video(cls)
     assert sub is not cls and issubclass(sub, cls) and sub.__name__ == cls.__name__
     assert sub.get_attributes() == [a for a in cls.get_attributes() if a != "video_processor"]
     init_args = sub.__init__.__code__.co_varnames[: sub.__init__.__code__.co_argcount]
@@ -341,4 +348,4 @@ def test_processor_without_video(name):
 def test_processor_without_video_leaves_image_only_processors_alone():
     from transformers import LlavaProcessor
 
-    assert hf_load.processor_without_video(LlavaProcessor) is LlavaProcessor
+    assert hf.processor_without_video(LlavaProcessor) is LlavaProcessor

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from arena import leaderboard
 from arena.config import Settings
 from arena.errors import InputError
 from arena.ratings import online_elo
-from arena.store import Store
+from arena.store import Store, VoteFilter
 from arena.store.transfer import import_file
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, skip_or_fail
+from tests.stored import votes_in_order
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
@@ -32,7 +34,7 @@ ANCHOR = "claude-3-sonnet-20240229"
 
 def shared(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path.name} is not in {SHARED_DATA}: put the shared data sets there")
+        skip_or_fail(f"{path.name} is not in {SHARED_DATA}: put the shared data sets there")
     return path
 
 
@@ -83,8 +85,8 @@ def board_json(db_url: str, *args: str) -> dict:
 
 
 def test_one_scan_gives_the_store_counts_and_online_elo(store, tmp_path):
-    """The fast scan agrees with Store.pair_counts (GROUP BY) and ratings.online_elo over
-    Store.ordered_battles, float for float, under every filter."""
+    """The fast scan agrees with counts and ratings.online_elo over the votes read the slow,
+    obvious way (SQLAlchemy rows), float for float, under every filter."""
     import_file(store, shared(GENAI))
     extra = tmp_path / "extra.jsonl"
     rows = [  # a self-battle and the same second twice: order then falls to the vote id
@@ -102,15 +104,15 @@ def test_one_scan_gives_the_store_counts_and_online_elo(store, tmp_path):
         (False, day, None),
         (False, None, day),
     ]:
-        scan = leaderboard.scan_votes(store, anonymous_only, since, until)
-        assert sorted(scan.count_rows()) == sorted(store.pair_counts(anonymous_only, since, until))
-        assert scan.online_elo() == online_elo(store.ordered_battles(anonymous_only, since, until))
+        scan = leaderboard.scan_votes(store, VoteFilter(anonymous_only, since, until))
+        slow = votes_in_order(store, anonymous_only, since, until)
+        counted = Counter((a, b, w) for a, b, w, _ in slow)
+        assert sorted(scan.count_rows()) == sorted((*k, n) for k, n in counted.items())
+        assert scan.online_elo() == online_elo([(a, b, w) for a, b, w, _ in slow])
         board = leaderboard.leaderboard_for(store, anonymous_only, since, until, bootstrap_rounds=5)
-        stats = store.vote_stats(anonymous_only, since, until)
-        assert board.votes == stats["votes"]
-        assert board.last_vote == stats["last_vote"].replace(
-            tzinfo=stats["last_vote"].tzinfo or UTC
-        )
+        assert board.votes == len(slow)
+        last = max(t for *_, t in slow)
+        assert board.last_vote == last.replace(tzinfo=last.tzinfo or UTC)
         assert {r.model: r.elo for r in board.leaderboard.rows} == {
             m: e for m, e in scan.online_elo().items() if m in board.leaderboard.models
         }
@@ -120,7 +122,7 @@ def test_empty_database(store):
     board = leaderboard.leaderboard_for(store)
     assert board.empty and board.votes == 0 and board.last_vote is None
     assert board.to_dict()["models"] == [] and board.to_dict()["last_vote"] is None
-    assert leaderboard.data_version(store) == (0, None)
+    assert store.data_version() == (0, None)
     with pytest.raises(InputError, match="models with votes: none"):
         leaderboard.leaderboard_for(store, anchor=("gpt-4o", 1000.0))
 

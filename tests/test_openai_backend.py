@@ -45,9 +45,9 @@ def _image() -> Image.Image:
 
 @pytest.fixture(scope="session")
 def local_model(llava_spec):
-    from arena.backends import hf_load
+    from arena.backends import hf
 
-    return hf_load.load_model(llava_spec, Settings())
+    return hf.load_model(llava_spec, Settings())
 
 
 def _remote(serve_url, llava_spec, **fields) -> OpenAIBackend:
@@ -62,12 +62,13 @@ def test_greedy_answer_equals_local_transformers(serve_url, llava_spec, local_mo
     local_spec = llava_spec.model_copy(update={"max_new_tokens": 24, "temperature": 0.0})
     messages = chat_messages(_image(), PROMPTS[:turns], ["A tiny coloured square."][: turns - 1])
 
-    remote = "".join(backend.stream(messages))
+    stream = backend.stream(messages)
+    remote = "".join(stream)
     local = "".join(local_model.stream(messages, local_spec))
 
     assert remote.strip(), "the served model gave an empty answer"
     assert remote == local
-    assert backend.last_token_count == 24  # from the server's usage (greedy ran to max tokens)
+    assert stream.tokens == 24  # from the server's usage (greedy ran to max tokens)
 
 
 @pytest.mark.slow
@@ -141,6 +142,17 @@ class _Provider(BaseHTTPRequestHandler):
         if mode == "strict" and "stream_options" in body:
             return self._json(422, {"detail": "Extra inputs are not permitted: stream_options"})
         usage = 7 if "stream_options" in body else None
+        if mode == "slow-usage":  # usage = the prompt's length, sent after a pause
+            prompt = body["messages"][0]["content"][-1]["text"]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for event in (_chunk(prompt), _chunk(finish="stop")):
+                self.wfile.write(_sse(event))
+                self.wfile.flush()
+                time.sleep(0.2)
+            self.wfile.write(_sse(_chunk(usage=len(prompt)), "[DONE]"))
+            return
         events = {
             "ok": [
                 _chunk(),
@@ -219,8 +231,9 @@ def test_request_and_usage(provider, monkeypatch):
     monkeypatch.setenv("ARENA_TEST_KEY", "sk-test-123")
     spec = _spec(_url(provider, "ok"), api_key_env="ARENA_TEST_KEY", max_new_tokens=9, top_p=0.5)
     backend = OpenAIBackend(spec, Settings())
-    assert list(backend.stream(chat_messages(_image(), PROMPTS[:1]))) == ["Hel", "lo"]
-    assert backend.last_token_count == 7  # the server's usage
+    stream = backend.stream(chat_messages(_image(), PROMPTS[:1]))
+    assert list(stream) == ["Hel", "lo"]
+    assert stream.tokens == 7 and stream.finished  # the server's usage
     _, _, body, headers = _requests(provider, "ok")[-1]
     assert headers["authorization"] == "Bearer sk-test-123"
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
@@ -229,6 +242,26 @@ def test_request_and_usage(provider, monkeypatch):
     image, text = body["messages"][0]["content"]
     assert image["image_url"]["url"].startswith("data:image/png;base64,")
     assert text == {"type": "text", "text": PROMPTS[0]}
+
+
+def test_two_sessions_streaming_one_backend_each_get_their_own_token_count(provider):
+    """The backend is shared by every session: a stream's token count belongs to that stream."""
+    backend = OpenAIBackend(_spec(_url(provider, "slow-usage")), Settings())
+    prompts = ["short", "a much longer question about the image"]
+    streams = [backend.stream(chat_messages(_image(), [p])) for p in prompts]
+    texts = [""] * 2
+
+    def read(i):
+        texts[i] = "".join(streams[i])
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert texts == prompts
+    assert [s.tokens for s in streams] == [len(p) for p in prompts]
+    assert not hasattr(backend, "last_token_count")
 
 
 def test_message_conversion():
@@ -245,8 +278,9 @@ def test_message_conversion():
 
 def test_server_without_stream_options_falls_back(provider):
     backend = OpenAIBackend(_spec(_url(provider, "strict")), Settings())
-    assert _answer(backend) == "abc"
-    assert backend.last_token_count == 3  # content chunks: no usage from this server
+    stream = backend.stream(chat_messages(_image(), PROMPTS[:1]))
+    assert "".join(stream) == "abc"
+    assert stream.tokens == 3  # content chunks: no usage from this server
     assert _answer(backend) == "abc"
     bodies = [body for _, _, body, _ in _requests(provider, "strict")]
     assert ["stream_options" in b for b in bodies] == [True, False, False]  # asked once only

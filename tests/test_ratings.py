@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import minimize
 
 from arena.errors import RatingsError
-from arena.outcome import Outcome
+from arena.kinds import Outcome
 from arena.ratings import (
     ALPHA,
     PairCounts,
@@ -23,6 +23,7 @@ from arena.ratings import (
     position_bias,
     wilson_interval,
 )
+from tests.conftest import skip_or_fail
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LABELS = ("model_a", "model_b", "tie", "tie (bothbad)")
@@ -407,7 +408,7 @@ def test_leaderboard_accepts_pair_counts_directly():
 def load_or_skip(name: str):
     path = DATA / name
     if not path.exists():
-        pytest.skip(f"{path} is absent (the shared/ data folder sits beside the repository)")
+        skip_or_fail(f"{path} is absent (the shared/ data folder sits beside the repository)")
     text = path.read_text()
     records = (
         json.loads(text) if name.endswith(".json") else [json.loads(x) for x in text.splitlines()]

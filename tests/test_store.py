@@ -8,14 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, inspect, select
 
+from arena.battle import SideResult, answer_finished
 from arena.config import Settings
 from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
 from arena.images import check_image
-from arena.outcome import Outcome
-from arena.store import SideResult, Store
+from arena.kinds import Outcome
+from arena.store import Store, VoteFilter
 from arena.store import engine as eng
 from arena.store.schema import battles, images, metadata, turns, votes
 from tests.conftest import png_bytes
+from tests.stored import count_rows, image_data, stored_battle, write_at_0001
 
 OK_A = SideResult("left answer", ttft=0.1, total=0.5, tokens=7)
 OK_B = SideResult("right answer", ttft=0.2, total=0.6, tokens=9)
@@ -30,7 +32,7 @@ def _battle(store, settings, session="s1", a=OK_A, b=OK_B, image=None, mode="ano
 
 def test_battle_row_holds_everything(store, settings):
     bid = _battle(store, settings)
-    row = store.battle(bid)
+    row = stored_battle(store, bid)
     assert (row["mode"], row["model_a"], row["model_b"], row["session_id"]) == ("anonymous", "m1", "m2", "s1")
     turn = row["turns"][0]
     assert turn["prompt"] == "what?"
@@ -40,13 +42,13 @@ def test_battle_row_holds_everything(store, settings):
     with store.engine.connect() as conn:
         img = conn.execute(select(images)).mappings().one()
     assert (img["width"], img["height"], img["format"]) == (64, 48, "PNG")
-    assert store.image_data(row["image_sha256"]) == png_bytes()
+    assert image_data(store, row["image_sha256"]) == png_bytes()
 
 
 def test_image_stored_once_per_sha256(store, settings):
     _battle(store, settings)
     _battle(store, settings)
-    assert store.count(images) == 1 and store.count(battles) == 2
+    assert count_rows(store, images) == 1 and count_rows(store, battles) == 2
 
 
 def test_one_vote_per_battle(store, settings):
@@ -54,8 +56,8 @@ def test_one_vote_per_battle(store, settings):
     store.record_vote(bid, Outcome.A, voter_id="v", session_id="s1")
     with pytest.raises(AlreadyVoted, match="already has a vote"):
         store.record_vote(bid, Outcome.B, voter_id="v", session_id="s1")
-    assert store.battle(bid)["vote"]["outcome"] == "a"
-    assert store.count(votes) == 1
+    assert stored_battle(store, bid)["vote"]["outcome"] == "a"
+    assert count_rows(store, votes) == 1
 
 
 def test_database_enforces_unique_vote(store, settings):
@@ -89,7 +91,7 @@ def test_many_threads_vote_on_one_battle(store, settings):
     for t in threads:
         t.join()
     assert sorted(results) == ["already voted"] * 11 + ["stored"]
-    assert store.count(votes) == 1
+    assert count_rows(store, votes) == 1
 
 
 @pytest.mark.parametrize(
@@ -104,7 +106,37 @@ def test_no_vote_unless_both_answers_finished(store, settings, a, b):
     bid = _battle(store, settings, a=a, b=b)
     with pytest.raises(VoteError, match="Both answers"):
         store.record_vote(bid, Outcome.A, session_id="s1")
-    assert store.count(votes) == 0
+    assert count_rows(store, votes) == 0
+
+
+WHITESPACE = {
+    "spaces": "   ",
+    "tab": "\t",
+    "newlines": "\n\n",
+    "crlf": "\r\n",
+    "nbsp": "\u00a0",
+    "nbsp and newline": "\u00a0\n ",
+    "em space": "\u2003",
+    "ideographic space": "\u3000",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("blank", list(WHITESPACE.values()), ids=list(WHITESPACE))
+def test_an_answer_of_only_whitespace_did_not_finish_anywhere(store, settings, blank):
+    """One rule (arena.battle.sides.answer_finished): the Python verdict, the stored verdict and
+    the database's vote statement agree, whatever the whitespace."""
+    result = SideResult(blank, ttft=0.1, total=0.2, tokens=1)
+    assert not answer_finished(blank, None) and not result.ok
+    assert answer_finished(f"{blank}x{blank}", None) and not answer_finished("x", "an error")
+    bid = _battle(store, settings, b=result)
+    assert stored_battle(store, bid)["turns"][0]["ok_b"] is False
+    with pytest.raises(VoteError, match="Both answers"):
+        store.record_vote(bid, Outcome.A, session_id="s1")
+    fine = store.add_turn(bid, "again?", OK_A, SideResult(f"ok{blank}"))
+    assert stored_battle(store, bid)["turns"][fine]["ok_b"] is True
+    store.record_vote(bid, Outcome.A, session_id="s1")  # the last turn decides
+    assert count_rows(store, votes) == 1
 
 
 def test_only_the_starting_session_votes(store, settings):
@@ -119,7 +151,7 @@ def test_follow_up_turns_and_regenerate(store, settings):
     bid = _battle(store, settings)
     assert store.add_turn(bid, "and then?", OK_A, OK_B) == 1
     store.replace_last_turn(bid, SideResult("new a"), SideResult("new b"))
-    row = store.battle(bid)
+    row = stored_battle(store, bid)
     assert [t["prompt"] for t in row["turns"]] == ["what?", "and then?"]
     assert (row["turns"][1]["answer_a"], row["turns"][0]["answer_a"]) == ("new a", "left answer")
     store.record_vote(bid, Outcome.B, session_id="s1")
@@ -144,17 +176,21 @@ def test_rate_limits_hold_in_the_database(db_url, tmp_path):
     store.engine.dispose()
 
 
-def test_aggregates_are_grouped_in_the_database(store, settings):
+def test_leaderboard_reads_filter_votes_by_mode_and_time(store, settings):
     for outcome, mode in [("a", "anonymous"), ("a", "anonymous"), ("tie", "anonymous"), ("b", "named")]:
         bid = _battle(store, settings, mode=mode)
         store.record_vote(bid, Outcome(outcome), session_id="s1")
-    assert sorted(store.pair_counts()) == [("m1", "m2", "model_a", 2), ("m1", "m2", "tie", 1)]
-    assert sorted(store.pair_counts(anonymous_only=False))[1] == ("m1", "m2", "model_b", 1)
-    assert [w for _, _, w in store.ordered_battles()] == ["model_a", "model_a", "tie"]
-    stats = store.vote_stats(anonymous_only=False)
-    assert stats["votes"] == 4 and stats["last_vote"] is not None
+    combos, codes = store.scan_votes(VoteFilter())
+    assert [combos[c] for c in codes] == [("m1", "m2", Outcome.A)] * 2 + [("m1", "m2", Outcome.TIE)]
+    combos, codes = store.scan_votes(VoteFilter(anonymous_only=False))
+    assert [combos[c][2] for c in codes] == [Outcome.A, Outcome.A, Outcome.TIE, Outcome.B]
     future = datetime.now(UTC) + timedelta(days=1)
-    assert store.pair_counts(since=future) == []
+    assert len(store.scan_votes(VoteFilter(since=future))[1]) == 0
+    assert len(store.scan_votes(VoteFilter(anonymous_only=False, until=future))[1]) == 4
+    assert store.last_vote(VoteFilter(since=future)) is None
+    assert store.last_vote(VoteFilter()) <= store.last_vote(VoteFilter(anonymous_only=False))
+    count, max_id = store.data_version()
+    assert count == 4 and max_id is not None
 
 
 def test_schema_matches_latest_migration(store):
@@ -168,45 +204,35 @@ def test_schema_matches_latest_migration(store):
 
 
 def test_upgrade_from_first_migration_keeps_votes(db_url, settings):
-    """Votes stored at 0001 get their battle's model_a, model_b and mode on the upgrade (backfill)."""
+    """Data written at 0001 survives the upgrade: votes get their battle's model_a, model_b and
+    mode (0003), and every turn its answer verdicts by the Python rule (0004)."""
     engine = eng.make_engine(db_url)
     eng.upgrade(engine, "0001")
     assert eng.current_revision(engine) == "0001"
-    old = Store(engine, settings)
-    image = check_image(png_bytes(), settings)
     carried = [("m1", "m2", "anonymous"), ("m2", "m3", "named"), ("m3", "m1", "anonymous")]
-    expected = {
-        old.save_battle(
-            mode=mode, model_a=a, model_b=b, image=image, prompt="what?", result_a=OK_A, result_b=OK_B
-        ): (a, b, mode)
-        for a, b, mode in carried
-    }
-    at_0001 = [dict(battle_id=bid, outcome="a", created_at=datetime.now(UTC), voter_id=None) for bid in expected]
-    with engine.begin() as conn:  # the columns a vote had at 0001, as that version's code wrote them
-        conn.execute(insert(votes), at_0001)
+    answers = ["fine", "\n\n", "also fine"]  # a newline-only answer did not finish
+    expected = write_at_0001(engine, carried, answers)
     eng.upgrade(engine, "head")
     assert eng.current_revision(engine) == eng.head_revision()
-    assert old.count(votes) == 3 and old.count(turns) == 3
+    upgraded = Store(engine, settings)
+    assert count_rows(upgraded, votes) == 3 and count_rows(upgraded, turns) == 3
     rows = _all(engine, votes)
     assert {r["battle_id"]: (r["model_a"], r["model_b"], r["mode"]) for r in rows} == expected
-    assert sorted(old.pair_counts(anonymous_only=False)) == [
-        ("m1", "m2", "model_a", 1), ("m2", "m3", "model_a", 1), ("m3", "m1", "model_a", 1)
-    ]  # fmt: skip
-    assert [a for a, _, _ in old.ordered_battles()] == ["m1", "m3"]
+    verdicts = {t["battle_id"]: (t["ok_a"], t["ok_b"]) for t in _all(engine, turns)}
+    assert sorted(verdicts.values()) == [(False, True), (True, True), (True, True)]
+    combos, codes = upgraded.scan_votes(VoteFilter())
+    assert [combos[c][0] for c in codes] == ["m1", "m3"]
     engine.dispose()
 
 
-@pytest.mark.parametrize("path", ["one statement", "fallback"])
-def test_votes_carry_their_battles_models_and_mode(store, settings, monkeypatch, path):
-    """Both vote writers copy model_a, model_b and mode from the battle onto the vote."""
-    if path == "fallback":  # as on a database without the one-statement vote
-        monkeypatch.setattr("arena.store.statements.DIALECTS", ())
+def test_votes_carry_their_battles_models_and_mode(store, settings):
+    """The vote copies model_a, model_b and mode from the battle row."""
     bid = store.save_battle(
         mode="named", model_a="left", model_b="right", image=check_image(png_bytes(), settings),
         prompt="what?", result_a=OK_A, result_b=OK_B, session_id="s1",
     )  # fmt: skip
     store.record_vote(bid, Outcome.B, voter_id="v", session_id="s1")
-    vote = store.battle(bid)["vote"]
+    vote = stored_battle(store, bid)["vote"]
     assert (vote["model_a"], vote["model_b"], vote["mode"], vote["outcome"]) == ("left", "right", "named", "b")
     with pytest.raises(AlreadyVoted):
         store.record_vote(bid, Outcome.A, voter_id="v", session_id="s1")
@@ -253,7 +279,7 @@ def test_locked_sqlite_is_waited_out(tmp_path):
     timer.start()
     store.record_vote(bid, Outcome.A, session_id="s1")
     timer.join()
-    assert store.count(votes) == 1
+    assert count_rows(store, votes) == 1
 
 
 def test_transient_errors_are_retried_a_bounded_number_of_times(monkeypatch):
@@ -307,6 +333,6 @@ def test_dropped_postgresql_connection_is_retried(pg_url):
         ).scalar_one()
     assert ended >= 1
     store.record_vote(bid, Outcome.B, session_id="s1")
-    assert store.battle(bid)["vote"]["outcome"] == "b"
+    assert stored_battle(store, bid)["vote"]["outcome"] == "b"
     store.engine.dispose()
     admin.dispose()

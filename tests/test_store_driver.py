@@ -10,13 +10,15 @@ import pytest
 from sqlalchemy import create_engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from arena.battle import SideResult
 from arena.config import Settings
 from arena.images import check_image
-from arena.outcome import Outcome
-from arena.store import SideResult, Store
+from arena.kinds import Outcome
+from arena.store import Store
 from arena.store.driver import Writer
 from arena.store.schema import battles, images, turns, votes
 from tests.conftest import png_bytes
+from tests.stored import count_rows, image_data, stored_battle
 
 OK = SideResult("an answer", ttft=0.25, total=1.5, tokens=4)
 
@@ -31,13 +33,13 @@ def test_rows_match_what_sqlalchemy_writes(store, settings):
         result_b=SideResult("", error="boom"), session_id=None,
     )  # fmt: skip
     after = datetime.now(UTC)
-    row = store.battle(bid)
+    row = stored_battle(store, bid)
     created = row["created_at"] if row["created_at"].tzinfo else row["created_at"].replace(tzinfo=UTC)
     assert before <= created <= after
     turn = row["turns"][0]
     assert (turn["ttft_a"], turn["total_a"], turn["tokens_a"], turn["error_a"]) == (0.25, 1.5, 4, None)
     assert (turn["answer_b"], turn["error_b"]) == ("", "boom")
-    assert store.image_data(image.sha256) == image.data
+    assert image_data(store, image.sha256) == image.data
     # a row SQLAlchemy writes a second later sorts after it and is found by the same filter
     later = created + timedelta(seconds=1)
     with store.engine.begin() as conn:
@@ -55,13 +57,13 @@ def test_driver_errors_are_sqlalchemy_errors(store, settings):
         prompt="p", result_a=OK, result_b=OK,
     )  # fmt: skip
     row = dict(battle_id=bid, outcome="a", voter_id=None, model_a="m1", model_b="m2", mode="anonymous")
-    plain_vote = store.driver.statement("plain vote", lambda: insert(votes).values(**row, created_at=datetime.now(UTC)))
-    store.driver.one(plain_vote, {})
+    plain_vote = store.writer.statement("plain vote", lambda: insert(votes).values(**row, created_at=datetime.now(UTC)))
+    store.writer.one(plain_vote, {})
     with pytest.raises(IntegrityError):  # the unique constraint: one vote per battle
-        store.driver.one(plain_vote, {})
+        store.writer.one(plain_vote, {})
     with store.engine.connect() as conn:
         assert conn.execute(select(votes.c.battle_id)).scalars().all() == [bid]
-    assert store.battle(store.save_battle(
+    assert stored_battle(store, store.save_battle(
         mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
         prompt="p", result_a=OK, result_b=OK,
     )) is not None  # fmt: skip
@@ -78,14 +80,14 @@ def test_failed_sqlite_write_rolls_back_everything(tmp_path):
             mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
             prompt="p", result_a=OK, result_b=OK,
         )  # fmt: skip
-    assert (store.count(battles), store.count(images), store.count(turns)) == (0, 0, 0)
+    assert (count_rows(store, battles), count_rows(store, images), count_rows(store, turns)) == (0, 0, 0)
     with store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER no_turns")
     store.save_battle(
         mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
         prompt="p", result_a=OK, result_b=OK,
     )  # fmt: skip
-    assert store.count(battles) == 1
+    assert count_rows(store, battles) == 1
 
 
 def _write_battles(url: str, n: int, seed: int) -> None:
@@ -113,7 +115,7 @@ def test_sqlite_writers_in_several_processes_queue_on_the_file_lock(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     assert (tmp_path / "many.db-writers.lock").exists()
     store = Store.open(Settings(db_url=url))
-    assert (store.count(battles), store.count(votes)) == (240, 240)
+    assert (count_rows(store, battles), count_rows(store, votes)) == (240, 240)
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])

@@ -19,7 +19,7 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from arena.backends.base import Backend
+from arena.backends.base import Backend, Finished, Stream
 from arena.errors import ModelError
 
 _POLL_S = 0.2
@@ -54,15 +54,18 @@ class LocalBackend(Backend):
         self._requests = self._responses = None
         self._cancel = self._ctx.Value("q", -1)  # id of the request the consumer gave up on
         self._next_id = 0
-        self.loaded = False
-        self.last_token_count: int | None = None
+        self._loaded = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
 
     # ----- process management ---------------------------------------------------------------
 
     def _ensure_worker(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             return
-        self.loaded = False
+        self._loaded = False
         self._requests = self._ctx.Queue()
         self._responses = self._ctx.Queue()
         self._proc = self._ctx.Process(
@@ -77,7 +80,7 @@ class LocalBackend(Backend):
     def _died(self) -> ModelError:
         code = self._proc.exitcode if self._proc is not None else None
         self._proc = None
-        self.loaded = False
+        self._loaded = False
         return ModelError(self.spec.id, f"its worker process died (exit code {code}); it restarts on the next request")
 
     def close(self) -> None:
@@ -97,13 +100,13 @@ class LocalBackend(Backend):
 
     def check(self) -> str:
         start = time.monotonic()
-        answer = "".join(self._request("check", None))
+        answer = "".join(Stream(self._request("check", None)))
         return f"loaded in {time.monotonic() - start:.1f} s ({answer})"
 
-    def stream(self, messages: list[dict]) -> Iterator[str]:
+    def generate(self, messages: list[dict]) -> Iterator[str | Finished]:
         return self._request("generate", messages)
 
-    def _request(self, kind: str, payload) -> Iterator[str]:
+    def _request(self, kind: str, payload) -> Iterator[str | Finished]:
         with self._lock:
             self._ensure_worker()
             self._next_id += 1
@@ -117,7 +120,7 @@ class LocalBackend(Backend):
                 if not finished:
                     self._cancel.value = rid  # the consumer stopped early: let the worker stop too
 
-    def _replies(self, rid: int) -> Iterator[str]:
+    def _replies(self, rid: int) -> Iterator[str | Finished]:
         deadline = time.monotonic() + self.settings.generation_timeout_s
         while True:
             try:
@@ -136,14 +139,14 @@ class LocalBackend(Backend):
                     ) from None
                 continue
             if kind == "loaded":
-                self.loaded = True
+                self._loaded = True
                 continue
             if reply_id != rid:
                 continue  # left over from a request its consumer abandoned
             if kind == "chunk":
                 yield payload
             elif kind == "done":
-                self.last_token_count = payload
+                yield Finished(tokens=payload)
                 return
             elif kind == "error":
                 raise ModelError(self.spec.id, payload)
@@ -152,16 +155,16 @@ class LocalBackend(Backend):
 def _worker_main(spec, settings, requests, responses, cancel) -> None:
     """The worker process: load once, then answer requests one at a time."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from arena.backends import hf_load
+    from arena.backends import hf
 
-    if hf_load.resolve_device(spec.device) == "cpu":
+    if hf.resolve_device(spec.device) == "cpu":
         # a battle runs two workers at once: each gets half the cores, or they thrash
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
     try:
-        model = hf_load.load_model(spec, settings)
+        model = hf.load_model(spec, settings)
     except ModelError as exc:
         load_error = exc.cause
         model = None
@@ -185,14 +188,13 @@ def _worker_main(spec, settings, requests, responses, cancel) -> None:
             responses.put((rid, "done", 0))
             continue
         try:
-            count = 0
-            for piece in model.stream(payload, spec):
+            stream = model.stream(payload, spec)
+            for piece in stream:
                 if cancel.value == rid:
+                    stream.close()  # stops the generation at the next token
                     break
-                count += 1
                 responses.put((rid, "chunk", piece))
-            tokens = getattr(model, "last_token_count", None)
-            responses.put((rid, "done", tokens if tokens is not None else count))
+            responses.put((rid, "done", stream.tokens))
         except ModelError as exc:
             responses.put((rid, "error", exc.cause))
         except Exception as exc:  # noqa: BLE001 - reported to that side of the battle

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import openai
 from PIL import Image
 
-from arena.backends.base import Backend
+from arena.backends.base import Backend, Finished
 from arena.errors import ModelError
 
 PLACEHOLDER_KEY = "not-needed"  # sent when api_key_env is None: local servers ignore the key
@@ -31,11 +31,9 @@ JPEG_QUALITY = 90
 class OpenAIBackend(Backend):
     """Backend for an OpenAISpec.
 
-    last_token_count: tokens in the last complete answer. It is the server's
-    usage.completion_tokens when the server reports usage (asked for with
-    stream_options={"include_usage": True}; a server that rejects that option is asked
-    again without it, and is not asked again), else the number of content chunks received.
-    None until an answer completes.
+    A stream's `tokens` is the server's usage.completion_tokens when the server reports usage
+    (asked for with stream_options={"include_usage": True}; a server that rejects that option
+    is asked again without it, and is not asked again), else the number of content chunks.
     """
 
     backoff_s = 0.5  # first retry delay; doubles each retry, capped at backoff_max_s
@@ -43,7 +41,6 @@ class OpenAIBackend(Backend):
 
     def __init__(self, spec, settings):
         super().__init__(spec, settings)
-        self.last_token_count: int | None = None
         self._include_usage = True
         self._client: openai.OpenAI | None = None
         self._client_key: str | None = None
@@ -76,7 +73,7 @@ class OpenAIBackend(Backend):
 
     # ----- Backend -----------------------------------------------------------------------------
 
-    def stream(self, messages: list[dict]) -> Iterator[str]:
+    def generate(self, messages: list[dict]) -> Iterator[str | Finished]:
         spec = self.spec
         client = self.client()
         request = {
@@ -112,7 +109,7 @@ class OpenAIBackend(Backend):
                 raise ModelError(spec.id, f"malformed stream from {spec.base_url}: {exc}") from None
         if not yielded:
             raise ModelError(spec.id, f"{spec.base_url} sent an empty answer (no text at all)")
-        self.last_token_count = usage if usage is not None else pieces
+        yield Finished(tokens=usage if usage is not None else pieces)
 
     def check(self) -> str:
         spec = self.spec

@@ -1,5 +1,13 @@
-"""The database, behind one package: schema, migrations, engine and queries."""
+"""The database, behind one package: schema, migrations, engine and every query.
 
-from arena.store.store import SideResult, Store
+    schema      the tables                      statements  the guarded writes, one statement each
+    refusals    why a guarded write refused     reads       the leaderboard's scans and cache keys
+    driver      hot writes on the DBAPI cursor  engine      engine, migrations, retries
+    store       Store: the one object the app and the command line use
+    transfer    import and export of votes
+"""
 
-__all__ = ["SideResult", "Store"]
+from arena.store.reads import VoteFilter
+from arena.store.store import Store
+
+__all__ = ["Store", "VoteFilter"]

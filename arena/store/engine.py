@@ -81,7 +81,7 @@ def _sqlite_begin(conn) -> None:
 WRITE = "arena_write"
 
 
-def writer(engine: Engine) -> Engine:
+def write_engine(engine: Engine) -> Engine:
     """The engine for write transactions (BEGIN IMMEDIATE on SQLite; the same engine elsewhere)."""
     return engine.execution_options(**{WRITE: True})
 

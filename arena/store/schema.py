@@ -2,6 +2,7 @@
 match the latest migration (a test compares them)."""
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -64,6 +66,8 @@ turns = Table(
             Column(f"ttft_{side}", Float, nullable=True),  # seconds to the first token
             Column(f"total_{side}", Float, nullable=True),  # seconds for the whole answer
             Column(f"tokens_{side}", Integer, nullable=True),
+            # the verdict of arena.battle.sides.answer_finished, decided once in Python
+            Column(f"ok_{side}", Boolean, nullable=False, server_default=false()),
         )
     ],
     UniqueConstraint("battle_id", "idx", name="uq_turns_battle_idx"),

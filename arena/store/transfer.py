@@ -19,8 +19,8 @@ import pandas as pd
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import DBAPIError
 
-from arena.errors import ImportError_
-from arena.outcome import Outcome
+from arena.errors import TransferError
+from arena.kinds import Mode, Outcome
 from arena.store.engine import with_retries
 from arena.store.schema import VOTE_CARRIES, battles, votes
 from arena.store.store import Store, now
@@ -52,11 +52,11 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict]]:
                         try:
                             yield i, json.loads(line)
                         except json.JSONDecodeError as exc:
-                            raise ImportError_(f"{path}: line {i}: not valid JSON ({exc.msg}); nothing was imported.") from None
+                            raise TransferError(f"{path}: line {i}: not valid JSON ({exc.msg}); nothing was imported.") from None
     except OSError as exc:
-        raise ImportError_(f"{path}: cannot read the file ({exc.strerror}).") from None
+        raise TransferError(f"{path}: cannot read the file ({exc.strerror}).") from None
     except UnicodeDecodeError:
-        raise ImportError_(f"{path}: not UTF-8 text; export it as CSV, JSON or JSON lines.") from None
+        raise TransferError(f"{path}: not UTF-8 text; export it as CSV, JSON or JSON lines.") from None
 
 
 def _json_list(text: str, path: Path) -> Iterator[tuple[int, dict]]:
@@ -65,7 +65,7 @@ def _json_list(text: str, path: Path) -> Iterator[tuple[int, dict]]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ImportError_(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); nothing was imported.") from None
+        raise TransferError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); nothing was imported.") from None
     pos = text.index("[") + 1
     for item in items:
         while text[pos] in " \t\r\n,":
@@ -89,7 +89,7 @@ def parse_row(row) -> dict:
         "model_b": str(row["model_b"]).strip(),
         "outcome": outcome.value,
         "created_at": _time(row.get("tstamp")),
-        "mode": "anonymous" if _bool(row.get("anony"), default=True) else "named",
+        "mode": (Mode.ANONYMOUS if _bool(row.get("anony"), default=True) else Mode.NAMED).value,
         "voter_id": None if _empty(row.get("judge")) else str(row["judge"]),
         "question_id": None if _empty(row.get("question_id")) else str(row["question_id"]),
     }
@@ -152,9 +152,9 @@ def import_file(store: Store, path: str | Path) -> int:
     if problems:
         shown = "; ".join(problems[:_MAX_REPORTED])
         more = f"; and {len(problems) - _MAX_REPORTED} more" if len(problems) > _MAX_REPORTED else ""
-        raise ImportError_(f"{path}: {len(problems)} rows have problems, nothing was imported: {shown}{more}.")
+        raise TransferError(f"{path}: {len(problems)} rows have problems, nothing was imported: {shown}{more}.")
     if not rows:
-        raise ImportError_(f"{path}: no rows to import.")
+        raise TransferError(f"{path}: no rows to import.")
     source = f"import:{path.name}"[:200]
     # Battle ids in row order: a random 80-bit prefix per import, then a counter (32 hex digits,
     # like uuid4().hex). Sequential keys append to the id indexes instead of landing at random
@@ -162,7 +162,7 @@ def import_file(store: Store, path: str | Path) -> int:
     prefix = uuid.uuid4().hex[:20]
 
     def write():
-        with store.writer.begin() as conn:
+        with store.write_engine.begin() as conn:
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
                 ids = [f"{prefix}{i:012x}" for i in range(start, start + len(chunk))]
@@ -249,7 +249,7 @@ def export_frame(store: Store) -> pd.DataFrame:
                 "model_b": b,
                 "winner": labels[o],
                 "tstamp": round(_utc(t).timestamp(), 6),
-                "anony": mode == "anonymous",
+                "anony": mode == Mode.ANONYMOUS,
                 "judge": judge,
                 "question_id": qid,
             }
@@ -274,5 +274,5 @@ def export_file(store: Store, out: str | Path, fmt: str) -> int:
     elif fmt == "parquet":
         frame.to_parquet(out, index=False)
     else:
-        raise ImportError_(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}.")
+        raise TransferError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}.")
     return len(frame)

@@ -6,15 +6,15 @@ import time
 
 import streamlit as st
 
-from arena import battle as battles
-from arena.battle import SIDES, Battle
+from arena.battle import SIDES, Battle, ask, cast_vote, pick_models, regenerate, save_turn
 from arena.errors import AlreadyVoted, ArenaError
 from arena.images import EXTENSIONS, check_image, check_prompt
+from arena.kinds import Mode
 from arena.samples import SAMPLES, SAMPLES_DIR
 from arena.ui import widgets
 from arena.ui.common import resources, session_id, voter_id
 
-MODES = {"anonymous": "🎲 Anonymous battle", "named": "🏷️ Named battle"}
+MODES = {Mode.ANONYMOUS: "🎲 Anonymous battle", Mode.NAMED: "🏷️ Named battle"}
 _REFRESH_S = 0.05  # how often a streaming answer is redrawn
 
 
@@ -30,7 +30,7 @@ def render() -> None:
             "Image (PNG, JPEG, WebP, GIF, BMP)",
             type=list(EXTENSIONS),
             key="image",
-            max_upload_size=max(1, int(res.settings.max_upload_mb)),
+            max_upload_size=_uploader_mb(res.settings),
         )
         checked = _checked_upload(upload, res.settings)
         if upload is None:
@@ -52,8 +52,8 @@ def render() -> None:
 
 
 def _mode_picker(registry):
-    mode = st.radio("Mode", list(MODES), format_func=MODES.get, key="mode", horizontal=True)
-    if mode == "anonymous":
+    mode = Mode(st.radio("Mode", list(MODES), format_func=MODES.get, key="mode", horizontal=True))
+    if mode is Mode.ANONYMOUS:
         return mode, None
     options = [s.id for s in registry.enabled]
     names = {s.id: s.display_name for s in registry.specs}
@@ -75,6 +75,13 @@ def _input_closed(battle, settings) -> bool:
     return battle is not None and not battle.can_follow_up(settings.max_turns)
 
 
+def _uploader_mb(settings) -> int:
+    """Streamlit's own limit takes whole megabytes: ARENA_MAX_UPLOAD_MB rounded up (0.5 -> 1,
+    20.5 -> 21), so it never refuses a file that check_image accepts; check_image has the last word."""
+    mb = settings.max_upload_mb
+    return max(1, int(mb) + (mb % 1 > 0))
+
+
 def _checked_upload(upload, settings):
     """Check the uploaded file at once: a preview, or one line saying what is wrong."""
     if upload is None:
@@ -89,7 +96,8 @@ def _checked_upload(upload, settings):
 
 
 def _sample_picker(settings):
-    """A row of sample images to start from; returns the chosen one, checked like an upload."""
+    """A row of sample images to start from; returns the chosen one, checked like an upload
+    except for the upload size limit."""
     st.caption("…or start from a sample image:")
     for col, sample in zip(st.columns(len(SAMPLES)), SAMPLES, strict=True):
         with col:
@@ -99,7 +107,11 @@ def _sample_picker(settings):
     chosen = next((s for s in SAMPLES if s.file == st.session_state.get("sample")), None)
     if chosen is None:
         return None
-    image = check_image((SAMPLES_DIR / chosen.file).read_bytes(), settings, filename=chosen.file)
+    try:  # a sample is not an upload: the pixel and side limits apply, the upload size limit not
+        image = check_image((SAMPLES_DIR / chosen.file).read_bytes(), settings, filename=chosen.file, upload=False)
+    except ArenaError as exc:
+        st.error(str(exc))
+        return None
     st.image(image.image, width=320, caption=f"{chosen.title}: try “{chosen.prompt}”")
     return image
 
@@ -111,13 +123,13 @@ def _start(res, mode, models, image, prompt) -> Battle | None:
             return None
         text = check_prompt(prompt, res.settings)
         res.store.check_battle_rate(session_id())
-        spec_a, spec_b = battles.pick_models(res.registry, mode, models)
+        spec_a, spec_b = pick_models(res.registry, mode, models)
     except ArenaError as exc:
         st.error(str(exc))
         return None
     battle = Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
     st.image(image.image, width=420)
-    _stream(res, battle, battles.ask(res.backends, battle, text), text)
+    _stream(res, battle, ask(res.backends, battle, text), text)
     return battle
 
 
@@ -127,7 +139,7 @@ def _follow_up(res, battle: Battle, prompt: str) -> None:
     except ArenaError as exc:
         st.error(str(exc))
         return
-    _stream(res, battle, battles.ask(res.backends, battle, text), text)
+    _stream(res, battle, ask(res.backends, battle, text), text)
 
 
 def _stream(res, battle: Battle, events, prompt: str) -> None:
@@ -137,10 +149,10 @@ def _stream(res, battle: Battle, events, prompt: str) -> None:
     placeholders, texts = {}, {side: "" for side in SIDES}
     for side, col in zip(SIDES, st.columns(2), strict=True):
         with col:
-            st.markdown(f"**{widgets.side_label(battle, side)}**")
+            st.markdown(f"**{battle.label(side)}**")
             placeholders[side] = st.empty()
             backend = res.backends.get(battle.specs[side].id)
-            widgets.waiting(placeholders[side], side, loading=getattr(backend, "loaded", True) is False)
+            widgets.waiting(placeholders[side], side, loading=not backend.loaded)
     last_draw = 0.0
     for event in events:
         if event.result is None:
@@ -152,9 +164,9 @@ def _stream(res, battle: Battle, events, prompt: str) -> None:
                 last_draw = time.monotonic()
         else:
             with placeholders[event.side].container():
-                widgets.show_result(_masked(battle, event.side, event.result), battle.image.image)
+                widgets.show_result(battle.shown(event.side, event.result), battle.image.image)
     try:
-        battles.save_turn(res.store, battle, session_id())
+        save_turn(res.store, battle, session_id())
     except ArenaError as exc:
         st.error(str(exc))
         return
@@ -169,19 +181,8 @@ def _conversation(battle: Battle) -> None:
         for side, col, result in zip(SIDES, st.columns(2), pair, strict=True):
             with col:
                 if i == 0:
-                    st.markdown(f"**{widgets.side_label(battle, side)}**")
-                widgets.show_result(_masked(battle, side, result), battle.image.image)
-
-
-def _masked(battle: Battle, side: str, result):
-    """Before the vote in anonymous mode, an error must not name the model."""
-    if battle.mode == "named" or battle.outcome is not None or not result.error:
-        return result
-    spec = battle.specs[side]
-    error = result.error
-    for secret in sorted({spec.model, spec.id, spec.display_name}, key=len, reverse=True):  # longest first
-        error = error.replace(secret, f"Model {side.upper()}")
-    return type(result)(answer=result.answer, error=error, ttft=result.ttft, total=result.total, tokens=result.tokens)
+                    st.markdown(f"**{battle.label(side)}**")
+                widgets.show_result(battle.shown(side, result), battle.image.image)
 
 
 def _actions(res, battle: Battle) -> None:
@@ -192,7 +193,7 @@ def _actions(res, battle: Battle) -> None:
         if clicked is not None:
             _vote(res, battle, clicked)
     else:
-        st.success(f"Thanks for voting! {widgets.side_label(battle, 'a')} · {widgets.side_label(battle, 'b')}")
+        st.success(f"Thanks for voting! {battle.label('a')} · {battle.label('b')}")
         clicked = widgets.vote_bar(enabled=False)
         if clicked is not None:
             _vote(res, battle, clicked)
@@ -202,12 +203,12 @@ def _actions(res, battle: Battle) -> None:
         st.session_state.pop("sample", None)
         st.rerun()
     if right.button("♻️ Regenerate", key="regenerate", disabled=battle.outcome is not None, width="stretch"):
-        _stream(res, battle, battles.regenerate(res.backends, battle), battle.prompts[-1])
+        _stream(res, battle, regenerate(res.backends, battle), battle.prompts[-1])
 
 
 def _vote(res, battle: Battle, outcome) -> None:
     try:
-        battles.vote(res.store, battle, outcome, voter_id=voter_id(), session_id=session_id())
+        cast_vote(res.store, battle, outcome, voter_id=voter_id(), session_id=session_id())
     except AlreadyVoted:
         st.warning("This battle already has its vote: each battle takes one. Start a new battle to vote again.")
         return

@@ -155,7 +155,7 @@ def render() -> None:
     res = resources()
     st.title("🏆 Leaderboard")
     try:
-        version = leaderboard.data_version(res.store)
+        version = res.store.data_version()
         if version[0] == 0:
             st.info(
                 "No votes yet: run a battle on the Battle page and vote; the ratings appear here."

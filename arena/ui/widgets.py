@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from arena.battle.sides import SideResult
 from arena.boxes import draw_boxes, find_boxes
-from arena.outcome import Outcome
-from arena.store import SideResult
+from arena.kinds import Outcome
 
 VOTE_BUTTONS = (
     (Outcome.A, "👈 A is better"),
@@ -14,14 +14,6 @@ VOTE_BUTTONS = (
     (Outcome.TIE, "🤝 Tie"),
     (Outcome.BOTH_BAD, "👎 Both are bad"),
 )
-
-
-def side_label(battle, side: str) -> str:
-    """'Model A' until the vote in anonymous mode; the model's name once it may be shown."""
-    letter = side.upper()
-    if battle.mode == "named" or battle.outcome is not None:
-        return f"Model {letter}: {battle.specs[side].display_name}"
-    return f"Model {letter}"
 
 
 def timing_caption(result: SideResult) -> str:

@@ -1,6 +1,14 @@
-"""The four ways a vote can go, and their names in public arena datasets."""
+"""The enums the battle, the store and the ratings share: how a battle was run, how a vote went.
+
+A leaf module (it imports nothing from arena), so every layer can use it without an import circle.
+"""
 
 from enum import StrEnum
+
+
+class Mode(StrEnum):
+    ANONYMOUS = "anonymous"  # two models drawn at random, names hidden until the vote
+    NAMED = "named"  # the user picked both models, names shown
 
 
 class Outcome(StrEnum):

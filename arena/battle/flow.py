@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from arena.backends import Backends, chat_messages
+from arena.battle.sides import SIDES, SideResult, masked, side_label
 from arena.errors import ArenaError, InputError, ModelError, RegistryError
-from arena.outcome import Outcome
-from arena.store import SideResult, Store
-
-SIDES = ("a", "b")
+from arena.images import CheckedImage
+from arena.kinds import Mode, Outcome
+from arena.registry import ModelSpec, Registry
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,21 @@ class Event:
 
 @dataclass
 class Battle:
-    mode: str  # anonymous | named
-    spec_a: object
-    spec_b: object
-    image: object  # arena.images.CheckedImage
+    mode: Mode
+    spec_a: ModelSpec
+    spec_b: ModelSpec
+    image: CheckedImage
     prompts: list[str] = field(default_factory=list)
     results: list[tuple[SideResult, SideResult]] = field(default_factory=list)
     battle_id: str | None = None
     outcome: Outcome | None = None
     replace_last: bool = False  # the last answers regenerate a stored turn
 
+    def __post_init__(self):
+        self.mode = Mode(self.mode)
+
     @property
-    def specs(self) -> dict:
+    def specs(self) -> dict[str, ModelSpec]:
         return {"a": self.spec_a, "b": self.spec_b}
 
     def answers(self, side: str) -> list[str]:
@@ -53,6 +56,14 @@ class Battle:
         """This side's view of the conversation: every prompt and its own earlier answers."""
         spec = self.specs[side]
         return chat_messages(self.image.image, self.prompts, self.answers(side), spec.system_prompt)
+
+    def label(self, side: str) -> str:
+        """'Model A' before the vote in an anonymous battle, else 'Model A: <name>'."""
+        return side_label(self.specs[side], side, self.mode, self.outcome is not None)
+
+    def shown(self, side: str, result: SideResult) -> SideResult:
+        """A result of this side as the page may show it now (no model name before the vote)."""
+        return masked(result, self.specs[side], side, self.mode, self.outcome is not None)
 
     @property
     def last_ok(self) -> bool:
@@ -66,9 +77,11 @@ class Battle:
         return self.can_vote and len(self.prompts) < max_turns
 
 
-def pick_models(registry, mode: str, models: tuple[str, str] | None = None, rng: random.Random | None = None):
+def pick_models(
+    registry: Registry, mode: Mode, models: tuple[str, str] | None = None, rng: random.Random | None = None
+) -> tuple[ModelSpec, ModelSpec]:
     """Anonymous: two different models drawn by weight, left/right at random. Named: the two given."""
-    if mode == "anonymous" and models is None:
+    if Mode(mode) is Mode.ANONYMOUS and models is None:
         return registry.draw_pair(rng)
     if models is None or len(models) != 2:
         raise InputError("Named mode needs two models: pick one for each side.")
@@ -103,10 +116,9 @@ def _run_side(backends, spec, messages, side, events, stop) -> None:
     ttft = None
     parts: list[str] = []
     error = None
-    tokens = None
+    stream = None
     try:
-        backend = backends.get(spec.id)
-        stream = backend.stream(messages)
+        stream = backends.get(spec.id).stream(messages)
         for piece in stream:
             if stop.is_set():
                 stream.close()
@@ -115,9 +127,6 @@ def _run_side(backends, spec, messages, side, events, stop) -> None:
                 ttft = time.perf_counter() - start
             parts.append(piece)
             events.put(Event(side, text=piece))
-        tokens = getattr(backend, "last_token_count", None)
-        if not "".join(parts).strip() and not stop.is_set():
-            error = f"Model '{spec.id}' failed: it returned an empty answer"
     except ModelError as exc:
         error = str(exc)
     except ArenaError as exc:
@@ -125,7 +134,16 @@ def _run_side(backends, spec, messages, side, events, stop) -> None:
     except Exception as exc:  # noqa: BLE001 - one side's crash must not take the page down
         error = f"Model '{spec.id}' failed: {type(exc).__name__}: {exc}".splitlines()[0]
     total = time.perf_counter() - start
+    tokens = stream.tokens if stream is not None else None
     result = SideResult(answer="".join(parts), error=error, ttft=ttft, total=total, tokens=tokens)
+    if error is None and not result.ok and not stop.is_set():
+        result = SideResult(
+            answer=result.answer,
+            error=f"Model '{spec.id}' failed: it returned an empty answer",
+            ttft=ttft,
+            total=total,
+            tokens=tokens,
+        )
     events.put(Event(side, result=result))
 
 
@@ -151,30 +169,3 @@ def _collect(backends, battle, replace: bool) -> Iterator[Event]:
         yield event
     battle.results.append((results["a"], results["b"]))
     battle.replace_last = replace
-
-
-def save_turn(store: Store, battle: Battle, session_id: str | None) -> None:
-    """Store the turn just answered: a new battle, a follow-up, or a regenerated last turn."""
-    result_a, result_b = battle.results[-1]
-    if battle.battle_id is None:
-        battle.battle_id = store.save_battle(
-            mode=battle.mode,
-            model_a=battle.spec_a.id,
-            model_b=battle.spec_b.id,
-            image=battle.image,
-            prompt=battle.prompts[0],
-            result_a=result_a,
-            result_b=result_b,
-            session_id=session_id,
-        )
-    elif battle.replace_last:
-        store.replace_last_turn(battle.battle_id, result_a, result_b)
-    else:
-        store.add_turn(battle.battle_id, battle.prompts[-1], result_a, result_b)
-
-
-def vote(store: Store, battle: Battle, outcome: Outcome, voter_id: str | None, session_id: str | None) -> None:
-    if battle.battle_id is None or not battle.last_ok:
-        raise InputError("Both answers must finish without error before a vote.")
-    store.record_vote(battle.battle_id, Outcome(outcome), voter_id=voter_id, session_id=session_id)
-    battle.outcome = Outcome(outcome)
