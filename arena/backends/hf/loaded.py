@@ -51,10 +51,19 @@ class LoadedModel:
         return f"{arch} from {self.source} on {self.device} ({dtype}{extra})"
 
     def generation_kwargs(self, spec) -> dict:
+        """max_new_tokens, and greedy or sampling as the models.yaml entry says.
+
+        Sampling uses the entry's temperature and top_p only: the model's own top_k (from its
+        generation_config.json) is switched off, since Qwen2-VL-2B-Instruct ships top_k=1,
+        which made every "sampled" answer the greedy one.
+        """
         kwargs: dict[str, Any] = {"max_new_tokens": int(spec.max_new_tokens)}
         if spec.temperature and spec.temperature > 0:
             kwargs.update(
-                do_sample=True, temperature=float(spec.temperature), top_p=float(spec.top_p)
+                do_sample=True,
+                temperature=float(spec.temperature),
+                top_p=float(spec.top_p),
+                top_k=0,
             )
         else:
             kwargs["do_sample"] = False
