@@ -17,7 +17,7 @@ from arena.backends import Backends, chat_messages
 from arena.config import Settings, describe
 from arena.errors import ArenaError, InputError
 from arena.images import check_image, check_prompt
-from arena.kinds import Mode, Outcome
+from arena.kinds import Mode, Outcome, Requester
 from arena.registry import load_registry
 
 
@@ -79,7 +79,7 @@ def cmd_ask(args) -> int:
 
 
 def cmd_battle(args) -> int:
-    from arena.battle import Battle, ask, cast_vote, pick_models, save_turn
+    from arena.battle import Battle, ask, cast_vote, pick_models, save_turn, start
     from arena.store import Store
 
     settings, registry = _settings_registry(args)
@@ -89,12 +89,14 @@ def cmd_battle(args) -> int:
     spec_a, spec_b = pick_models(registry, mode, tuple(args.models) if args.models else None)
     store = Store.open(settings)
     session_id = f"cli-{uuid.uuid4().hex[:12]}"
+    requester = Requester(session_id=session_id, voter_id=session_id)
     backends = Backends(registry, settings)
     try:
         battle = Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
+        start(store, battle, requester)
         for _ in ask(backends, battle, prompt):
             pass
-        save_turn(store, battle, session_id)
+        save_turn(store, battle)
     finally:
         backends.close()
     result_a, result_b = battle.results[-1]
@@ -112,7 +114,7 @@ def cmd_battle(args) -> int:
     status = 0
     if args.vote:
         try:
-            cast_vote(store, battle, Outcome(args.vote), voter_id=session_id, session_id=session_id)
+            cast_vote(store, battle, Outcome(args.vote), requester)
             out["vote"] = args.vote
         except ArenaError as exc:
             print(f"error: vote not stored: {exc}", file=sys.stderr)

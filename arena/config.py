@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from dataclasses import field as dc_field
 
+from arena.clients import SECRET_MIN_CHARS, Secret, parse_trusted_proxies
 from arena.errors import ConfigError
 
 # Pillow's own decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS): it refuses larger images
@@ -67,8 +68,10 @@ def _num(x: float | None) -> str:
     return str(int(x)) if x is not None and float(x).is_integer() else f"{x}"
 
 
-def _setting(default, help: str, allowed: Range | None = None):
-    return dc_field(default=default, metadata={"help": help, "range": allowed})
+def _setting(default, help: str, allowed: Range | None = None, *, check=None, repr: bool = True):
+    """check(text, name) raises ConfigError for a text it refuses; repr=False: not in repr()."""
+    metadata = {"help": help, "range": allowed, "check": check}
+    return dc_field(default=default, repr=repr, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -106,13 +109,47 @@ class Settings:
     )
     battles_per_minute: int = _setting(
         10,
-        "battles one browser session may start per minute",
+        "battles one browser tab, or one logged-in user, may start per minute",
         Range(1, 1_000_000, zero="no limit", unit="battles per minute"),
     )
     votes_per_hour: int = _setting(
         120,
-        "votes one voter may cast per hour",
+        "votes one browser tab, and one voter (a logged-in user, else the tab), may cast per hour",
         Range(1, 1_000_000, zero="no limit", unit="votes per hour"),
+    )
+    votes_per_day: int = _setting(
+        500,
+        "votes one voter may cast per day",
+        Range(1, 1_000_000, zero="no limit", unit="votes per day"),
+    )
+    client_battles_per_minute: int = _setting(
+        60,
+        "battles one client network address may start per minute (an office behind one NAT shares it)",
+        Range(1, 1_000_000, zero="no limit", unit="battles per minute"),
+    )
+    client_votes_per_hour: int = _setting(
+        600,
+        "votes one client network address may cast per hour",
+        Range(1, 1_000_000, zero="no limit", unit="votes per hour"),
+    )
+    client_votes_per_day: int = _setting(
+        3000,
+        "votes one client network address may cast per day",
+        Range(1, 1_000_000, zero="no limit", unit="votes per day"),
+    )
+    require_login: bool = _setting(False, "battles and votes need a Streamlit login (st.login; README: [auth])")
+    secret: Secret = _setting(
+        Secret(""),
+        "key of the hash that client addresses are stored as (at least 16 characters; "
+        "every replica needs the same one); empty: a random key kept in .arena-secret "
+        "beside models.yaml",
+        repr=False,
+    )
+    trusted_proxies: str = _setting(
+        "",
+        "comma-separated networks of reverse proxies whose X-Forwarded-For is believed "
+        "(e.g. 10.0.0.0/8, 127.0.0.1); empty: none, the connection's own address is the client's",
+        check=parse_trusted_proxies,
     )
 
     def __post_init__(self) -> None:
@@ -132,6 +169,18 @@ class Settings:
             raw = environ[name]
             values[f.name] = _checked(f, _parse(f, raw), repr(raw))
         return cls(**values)
+
+
+# The rate-limit settings (arena.store.limits counts them): Settings(**dict.fromkeys(LIMITS, 0))
+# has none, as a benchmark or a bulk job wants.
+LIMITS = (
+    "battles_per_minute",
+    "votes_per_hour",
+    "votes_per_day",
+    "client_battles_per_minute",
+    "client_votes_per_hour",
+    "client_votes_per_day",
+)
 
 
 def env_name(field_name: str) -> str:
@@ -175,10 +224,18 @@ def _checked(f, value, shown: str):
     if kind is bool:
         ok = ok and isinstance(value, bool)
         expected = "true or false (or 1/0, yes/no, on/off)"
+    elif kind is Secret:
+        value = Secret(value) if isinstance(value, (str, bytes)) else value
+        ok = ok and isinstance(value, Secret)
+        ok = ok and (value.withheld or not value or len(value) >= SECRET_MIN_CHARS)
+        expected = f"a text of at least {SECRET_MIN_CHARS} characters, or empty"
+        shown = "'<redacted>'"  # never the value itself
     elif kind is str:
         value = os.fspath(value) if isinstance(value, os.PathLike) else value  # models=Path(...)
-        ok = ok and isinstance(value, str) and value.strip() != ""
+        ok = ok and isinstance(value, str) and (value.strip() != "" or f.default == "")
         expected = "a non-empty text"
+        if ok and f.metadata.get("check"):
+            f.metadata["check"](value, env_name(f.name))
     else:
         wanted = numbers.Integral if kind is int else numbers.Real
         ok = ok and isinstance(value, wanted) and not isinstance(value, bool)

@@ -1,9 +1,30 @@
-"""The enums the battle, the store and the ratings share: how a battle was run, how a vote went.
+"""The small types the battle, the store and the ratings share: how a battle was run, how a vote
+went, and who asked.
 
 A leaf module (it imports nothing from arena), so every layer can use it without an import circle.
 """
 
+from dataclasses import dataclass
 from enum import StrEnum
+
+USER_PREFIX = "user:"  # voter ids of logged-in users; others are "session:<id>"
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who starts a battle or casts a vote; the rate limits apply to each key that is set.
+
+    session_id: the browser tab's random id. voter_id: "user:<email>" when logged in, else
+    "session:<session id>". client_key: a keyed hash of the client's network address (never the
+    address itself; arena.clients), None when unknown."""
+
+    session_id: str | None = None
+    voter_id: str | None = None
+    client_key: str | None = None
+
+    @property
+    def logged_in(self) -> bool:
+        return bool(self.voter_id) and self.voter_id.startswith(USER_PREFIX)
 
 
 class Mode(StrEnum):

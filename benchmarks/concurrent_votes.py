@@ -4,17 +4,17 @@
     python benchmarks/concurrent_votes.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/test
     python benchmarks/concurrent_votes.py --no-sqlite --pg URL --pgbench   # and the server's ceiling
 
-Each battle goes through arena.battle exactly as the page drives it (pick a pair, ask both
-sides at once, store the turn, vote), with one difference: the models are fake and answer at
+Each battle goes through arena.battle exactly as the page drives it (pick a pair, take the
+battle's slot, ask both sides at once, store the turn, vote), with one difference: the models are fake and answer at
 once (FastAnswer below), because this measures the database, not the models. At the end it
 checks that exactly processes x battles battles and votes are stored, each vote on its own
 battle, and prints votes per second and where the CPU went. Targets on the 2-core build machine:
 1,000 votes/s on SQLite, 2,000 on PostgreSQL, zero errors.
 
---store-only calls Store.save_battle and Store.record_vote directly (no pair drawn, no sides
-run): the storage layer's share. --pgbench also runs PostgreSQL's own pgbench (a C client, next
-to no client CPU) with the same number of connections, each transaction being the app's two
-statements (compiled from arena.store.statements, literal stand-ins for the values): the
+--store-only calls Store.start_battle, add_turn and record_vote directly (no pair drawn, no
+sides run): the storage layer's share. --pgbench also runs PostgreSQL's own pgbench (a C client,
+next to no client CPU) with the same number of connections, each transaction being the app's
+three statements (compiled from arena.store.statements, literal stand-ins for the values): the
 server's ceiling for these writes on this machine at that moment, to read the app's figure
 against.
 """
@@ -39,9 +39,9 @@ from arena import battle as flow  # noqa: E402
 from arena.backends import Backends  # noqa: E402
 from arena.backends.base import Backend, Finished  # noqa: E402
 from arena.battle import SideResult  # noqa: E402
-from arena.config import Settings  # noqa: E402
+from arena.config import LIMITS, Settings  # noqa: E402
 from arena.images import check_image  # noqa: E402
-from arena.kinds import Outcome  # noqa: E402
+from arena.kinds import Outcome, Requester  # noqa: E402
 from arena.registry import load_registry  # noqa: E402
 from arena.store import Store  # noqa: E402
 from arena.store.schema import battles as battles_t  # noqa: E402
@@ -63,7 +63,7 @@ class FastAnswer(Backend):
 
 
 def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go, store_only: bool = False) -> None:
-    settings = Settings(db_url=db_url, models=registry_path, battles_per_minute=0, votes_per_hour=0)
+    settings = Settings(db_url=db_url, models=registry_path, **dict.fromkeys(LIMITS, 0))
     registry = load_registry(registry_path)
     store = Store.open(settings)
     pool = Backends(registry, settings)
@@ -72,6 +72,7 @@ def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go, s
     rng = random.Random(seed)
     image = check_image(_png(seed), settings)
     session = uuid.uuid4().hex
+    me = Requester(session_id=session, voter_id=f"session:{session}", client_key=f"client-{seed}")
     errors = 0
     outcomes = list(Outcome)
     ready.put(seed)
@@ -81,18 +82,19 @@ def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go, s
     for _ in range(n):
         try:
             if store_only:  # the storage layer alone: no pair drawn, no sides run
-                bid = store.save_battle(
-                    mode="anonymous", model_a="fake-0", model_b="fake-1", image=image, prompt="What is in the image?",
-                    result_a=answer, result_b=answer, session_id=session,
-                )  # fmt: skip
-                store.record_vote(bid, rng.choice(outcomes), voter_id=session, session_id=session)
+                bid = store.start_battle(
+                    mode="anonymous", model_a="fake-0", model_b="fake-1", image=image, requester=me
+                )
+                store.add_turn(bid, "What is in the image?", answer, answer)
+                store.record_vote(bid, rng.choice(outcomes), me)
                 continue
             a, b = flow.pick_models(registry, "anonymous", rng=rng)
             battle = flow.Battle(mode="anonymous", spec_a=a, spec_b=b, image=image)
+            flow.start(store, battle, me)
             for _event in flow.ask(pool, battle, "What is in the image?"):
                 pass
-            flow.save_turn(store, battle, session)
-            flow.cast_vote(store, battle, rng.choice(outcomes), voter_id=session, session_id=session)
+            flow.save_turn(store, battle)
+            flow.cast_vote(store, battle, rng.choice(outcomes), me)
         except Exception as exc:  # noqa: BLE001 - counted and reported
             errors += 1
             print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -173,7 +175,7 @@ PGBENCH_VALUES = {
     "id": "'b' || :client_id || '_' || :r", "battle_id": "'b' || :client_id || '_' || :r",
     "sha256": "'img' || :client_id", "session_id": "'s' || :client_id", "voter_id": "'s' || :client_id",
     "created_at": "now()", "format": "'PNG'", "width": "32", "height": "32", "data": "'\\x89504e47'::bytea",
-    "mode": "'anonymous'", "model_a": "'fake-1'", "model_b": "'fake-2'", "prompt": "'What is in the image?'",
+    "mode": "'anonymous'", "client_key": "'c' || :client_id", "model_a": "'fake-1'", "model_b": "'fake-2'", "prompt": "'What is in the image?'",
     "outcome": "'tie'", "error_a": "NULL", "error_b": "NULL", "answer_a": "'A fast answer.'",
     "answer_b": "'A fast answer.'", "ttft_a": "0.001", "ttft_b": "0.001", "total_a": "0.002",
     "total_b": "0.002", "tokens_a": "3", "tokens_b": "3", "ok_a": "true", "ok_b": "true",
@@ -181,13 +183,14 @@ PGBENCH_VALUES = {
 
 
 def pgbench_script(dialect) -> str:
-    """The battle write and the vote, as the app sends them, with literal stand-ins."""
+    """The battle's start, its turn and the vote, as the app sends them, with literal stand-ins."""
     import re
 
     from arena.store import statements
 
     lines = ["\\set r random(1, 1000000000000)"]
-    for statement in (statements.battle_with_first_turn(0), statements.guarded_vote("postgresql", True, 0)):
+    writes = (statements.start_battle("postgresql", ()), statements.guarded_turn(), statements.guarded_vote("postgresql", True, ()))
+    for statement in writes:
         compiled = statement.compile(dialect=dialect)
         fixed = {k: v for k, v in compiled.params.items() if v is not None}
 
@@ -244,7 +247,7 @@ def main() -> int:
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
     parser.add_argument("--pgbench", action="store_true", help="with --pg: also the server's ceiling (pgbench)")
     parser.add_argument(
-        "--store-only", action="store_true", help="call Store.save_battle and record_vote alone (no battle code)"
+        "--store-only", action="store_true", help="call Store.start_battle, add_turn and record_vote alone (no battle code)"
     )
     args = parser.parse_args()
     ok = True

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from arena.config import Settings  # noqa: E402
+from arena.config import LIMITS, Settings  # noqa: E402
 
 PG_URL = os.environ.get("ARENA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -87,7 +87,7 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def settings(db_url, tmp_path) -> Settings:
-    return Settings(db_url=db_url, models=str(tmp_path / "models.yaml"), battles_per_minute=0, votes_per_hour=0)
+    return Settings(db_url=db_url, models=str(tmp_path / "models.yaml"), **dict.fromkeys(LIMITS, 0))
 
 
 @pytest.fixture

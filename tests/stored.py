@@ -83,3 +83,16 @@ def write_at_0001(engine, carried: list[tuple[str, str, str]], answers: list[str
             conn.execute(insert(votes).values(battle_id=bid, outcome="a", created_at=now, voter_id=None))
             expected[bid] = (a, b, mode)
     return expected
+
+
+def answered_battle(
+    store, *, mode, model_a, model_b, image, prompt, result_a, result_b, session_id=None, voter_id=None, client_key=None
+) -> str:
+    """A battle with its first turn answered, stored the way the page stores it: the battle's
+    slot first (Store.start_battle), then the turn. Returns the battle id."""
+    from arena.kinds import Requester
+
+    requester = Requester(session_id=session_id, voter_id=voter_id, client_key=client_key)
+    battle_id = store.start_battle(mode=mode, model_a=model_a, model_b=model_b, image=image, requester=requester)
+    store.add_turn(battle_id, prompt, result_a, result_b)
+    return battle_id

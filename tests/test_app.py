@@ -184,7 +184,7 @@ def test_sample_image_regenerate_and_rate_limit(app_env, monkeypatch):
     at.button(key="new_battle").click().run()
     at.button(key="sample_landscape.png").click().run()
     at.chat_input(key="prompt").set_value("What colour is the door?").run()
-    assert "battles in the last minute" in texts(at)  # the second battle within a minute
+    assert "at most 1 battle per minute" in texts(at)  # the second battle within a minute
     assert "battle" not in at.session_state
 
 

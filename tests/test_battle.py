@@ -18,13 +18,14 @@ from arena.battle import Battle
 from arena.config import Settings
 from arena.errors import InputError, ModelError
 from arena.images import check_image
-from arena.kinds import Outcome
+from arena.kinds import Outcome, Requester
 from arena.registry import load_registry
 from arena.store import Store
 from tests.conftest import png_bytes
 from tests.stored import stored_battle
 
 PAIR = ("tiny-llava", "tiny-idefics3")
+ME = Requester(session_id="s", voter_id="v")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,7 @@ def new_battle(registry, image, models=PAIR, mode="named"):
 def test_both_sides_stream_and_the_vote_is_stored(demo_registry, backends, image, tmp_path):
     store = Store.open(Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}"))
     battle = new_battle(demo_registry, image)
+    flow.start(store, battle, ME)
     events = run(backends, battle, "What is in the image?")
     chunks = {side: [e for e in events if e.result is None and e.side == side] for side in "ab"}
     assert len(chunks["a"]) > 1 and len(chunks["b"]) > 1  # streamed in pieces
@@ -70,9 +72,9 @@ def test_both_sides_stream_and_the_vote_is_stored(demo_registry, backends, image
     assert result_a.answer == "".join(e.text for e in chunks["a"])
     assert 0 < result_a.ttft <= result_a.total and result_b.tokens > 0
     assert not battle.can_vote  # not stored yet
-    flow.save_turn(store, battle, session_id="s")
+    flow.save_turn(store, battle)
     assert battle.can_vote
-    flow.cast_vote(store, battle, Outcome.B, voter_id="v", session_id="s")
+    flow.cast_vote(store, battle, Outcome.B, ME)
     row = stored_battle(store, battle.battle_id)
     assert row["vote"]["outcome"] == "b" and row["turns"][0]["answer_a"] == result_a.answer
     assert (row["model_a"], row["model_b"], row["mode"]) == (*PAIR, "named")
@@ -81,17 +83,18 @@ def test_both_sides_stream_and_the_vote_is_stored(demo_registry, backends, image
 def test_follow_up_sees_own_answers_and_regenerate(demo_registry, backends, image, tmp_path):
     store = Store.open(Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}"))
     battle = new_battle(demo_registry, image)
+    flow.start(store, battle, ME)
     run(backends, battle, "Describe it.")
-    flow.save_turn(store, battle, "s")
+    flow.save_turn(store, battle)
     first_a = battle.results[0][0].answer
     run(backends, battle, "And the colours?")
-    flow.save_turn(store, battle, "s")
+    flow.save_turn(store, battle)
     messages = battle.messages("a")
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
     assert messages[1]["content"][0]["text"] == first_a  # its own previous answer
     assert battle.messages("b")[1]["content"][0]["text"] == battle.results[0][1].answer
     list(flow.regenerate(backends, battle))
-    flow.save_turn(store, battle, "s")
+    flow.save_turn(store, battle)
     row = stored_battle(store, battle.battle_id)
     assert len(row["turns"]) == 2 and row["turns"][1]["answer_a"] == battle.results[1][0].answer
     assert battle.can_follow_up(max_turns=3) and not battle.can_follow_up(max_turns=2)
@@ -180,13 +183,14 @@ def test_model_raising_mid_stream(demo_registry, image, tmp_path):
     try:
         store = Store.open(Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}"))
         battle = new_battle(demo_registry, image)
+        flow.start(store, battle, ME)
         run(pool, battle, "Go")
         broken, fine = battle.results[0]
         assert broken.error and "illegal memory access" in broken.error and broken.answer  # partial text kept
         assert fine.ok
-        flow.save_turn(store, battle, "s")
+        flow.save_turn(store, battle)
         with pytest.raises(InputError, match="Both answers"):
-            flow.cast_vote(store, battle, Outcome.B, voter_id="v", session_id="s")
+            flow.cast_vote(store, battle, Outcome.B, ME)
         nxt = new_battle(demo_registry, image, models=("tiny-idefics3", "tiny-qwen2-vl"))
         run(pool, nxt, "Next battle")
         assert all(r.ok for r in nxt.results[0])
@@ -231,11 +235,12 @@ def test_an_answer_of_only_whitespace_is_an_error_on_that_side(demo_registry, im
     pool = _scripted_pool(demo_registry)
     store = Store.open(Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}"))
     battle = new_battle(demo_registry, image)
+    flow.start(store, battle, ME)
     run(pool, battle, blank)
     for result in battle.results[0]:
         assert result.error is not None and result.error.endswith("failed: it returned an empty answer")
         assert not result.ok and result.answer == blank
-    flow.save_turn(store, battle, "s")
+    flow.save_turn(store, battle)
     assert not battle.can_vote
     assert stored_battle(store, battle.battle_id)["turns"][0]["ok_a"] is False
     pool.close()
@@ -249,8 +254,9 @@ def test_sessions_battling_one_model_at_once_keep_their_own_token_counts(demo_re
     battles = [new_battle(demo_registry, image) for _ in prompts]  # the same pair each time
 
     def play(battle, prompt):
+        flow.start(store, battle, ME)
         run(pool, battle, prompt)
-        flow.save_turn(store, battle, "s")
+        flow.save_turn(store, battle)
 
     threads = [threading.Thread(target=play, args=pair) for pair in zip(battles, prompts, strict=True)]
     for t in threads:

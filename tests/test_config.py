@@ -15,19 +15,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from arena.config import PILLOW_MAX_PIXELS, Settings, describe, env_name
+from arena.config import LIMITS, PILLOW_MAX_PIXELS, Settings, describe, env_name
 from arena.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMERIC = [f.name for f in fields(Settings) if type(f.default) in (int, float)]
-NO_LIMIT_AT_ZERO = {"battles_per_minute", "votes_per_hour"}  # README: 0 = no limit
+NO_LIMIT_AT_ZERO = set(LIMITS)  # README: 0 = no limit
 ONE_LINE = r"Setting ARENA_[A-Z_]+=\S+ is invalid: expected [^\n]+\.$"
 
 
 def test_every_numeric_setting_has_a_range():
     assert set(NUMERIC) == {
         "max_upload_mb", "max_pixels", "max_image_side", "max_prompt_chars", "max_turns",
-        "hub_timeout_s", "generation_timeout_s", "battles_per_minute", "votes_per_hour",
+        "hub_timeout_s", "generation_timeout_s", *LIMITS,
     }  # fmt: skip
     for f in fields(Settings):
         assert (f.metadata["range"] is not None) == (f.name in NUMERIC), f.name
@@ -164,7 +164,7 @@ def test_defaults_are_allowed_and_readme_lists_every_setting():
     for name, default, _help in describe():
         row = re.search(rf"^\| `{name}` \| (.+?) \|", readme, re.MULTILINE)
         assert row, f"README's settings table lacks {name}"
-        assert row.group(1).strip("`") == {"True": "true"}.get(default, default), name
+        assert row.group(1).strip("`") == {"True": "true", "False": "false"}.get(default, default), name
 
 
 def cli(*args, env):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -12,12 +13,12 @@ from arena.battle import SideResult, answer_finished
 from arena.config import Settings
 from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
 from arena.images import check_image
-from arena.kinds import Outcome
+from arena.kinds import Outcome, Requester
 from arena.store import Store, VoteFilter
 from arena.store import engine as eng
 from arena.store.schema import battles, images, metadata, turns, votes
 from tests.conftest import png_bytes
-from tests.stored import count_rows, image_data, stored_battle, write_at_0001
+from tests.stored import answered_battle, count_rows, image_data, stored_battle, write_at_0001
 
 OK_A = SideResult("left answer", ttft=0.1, total=0.5, tokens=7)
 OK_B = SideResult("right answer", ttft=0.2, total=0.6, tokens=9)
@@ -25,9 +26,10 @@ OK_B = SideResult("right answer", ttft=0.2, total=0.6, tokens=9)
 
 def _battle(store, settings, session="s1", a=OK_A, b=OK_B, image=None, mode="anonymous"):
     image = image or check_image(png_bytes(), settings)
-    return store.save_battle(
-        mode=mode, model_a="m1", model_b="m2", image=image, prompt="what?", result_a=a, result_b=b, session_id=session
-    )
+    return answered_battle(
+        store, mode=mode, model_a="m1", model_b="m2", image=image, prompt="what?", result_a=a, result_b=b,
+        session_id=session, voter_id=f"session:{session}",
+    )  # fmt: skip
 
 
 def test_battle_row_holds_everything(store, settings):
@@ -53,9 +55,9 @@ def test_image_stored_once_per_sha256(store, settings):
 
 def test_one_vote_per_battle(store, settings):
     bid = _battle(store, settings)
-    store.record_vote(bid, Outcome.A, voter_id="v", session_id="s1")
+    store.record_vote(bid, Outcome.A, Requester(session_id="s1", voter_id="v"))
     with pytest.raises(AlreadyVoted, match="already has a vote"):
-        store.record_vote(bid, Outcome.B, voter_id="v", session_id="s1")
+        store.record_vote(bid, Outcome.B, Requester(session_id="s1", voter_id="v"))
     assert stored_battle(store, bid)["vote"]["outcome"] == "a"
     assert count_rows(store, votes) == 1
 
@@ -80,7 +82,7 @@ def test_many_threads_vote_on_one_battle(store, settings):
     def cast(i):
         barrier.wait()
         try:
-            store.record_vote(bid, Outcome.TIE, voter_id=f"v{i}", session_id="s1")
+            store.record_vote(bid, Outcome.TIE, Requester(session_id="s1", voter_id=f"v{i}"))
             results.append("stored")
         except AlreadyVoted:
             results.append("already voted")
@@ -105,7 +107,7 @@ def test_many_threads_vote_on_one_battle(store, settings):
 def test_no_vote_unless_both_answers_finished(store, settings, a, b):
     bid = _battle(store, settings, a=a, b=b)
     with pytest.raises(VoteError, match="Both answers"):
-        store.record_vote(bid, Outcome.A, session_id="s1")
+        store.record_vote(bid, Outcome.A, Requester(session_id="s1"))
     assert count_rows(store, votes) == 0
 
 
@@ -132,17 +134,17 @@ def test_an_answer_of_only_whitespace_did_not_finish_anywhere(store, settings, b
     bid = _battle(store, settings, b=result)
     assert stored_battle(store, bid)["turns"][0]["ok_b"] is False
     with pytest.raises(VoteError, match="Both answers"):
-        store.record_vote(bid, Outcome.A, session_id="s1")
+        store.record_vote(bid, Outcome.A, Requester(session_id="s1"))
     fine = store.add_turn(bid, "again?", OK_A, SideResult(f"ok{blank}"))
     assert stored_battle(store, bid)["turns"][fine]["ok_b"] is True
-    store.record_vote(bid, Outcome.A, session_id="s1")  # the last turn decides
+    store.record_vote(bid, Outcome.A, Requester(session_id="s1"))  # the last turn decides
     assert count_rows(store, votes) == 1
 
 
 def test_only_the_starting_session_votes(store, settings):
     bid = _battle(store, settings, session="owner")
     with pytest.raises(VoteError, match="session that started"):
-        store.record_vote(bid, Outcome.A, session_id="someone-else")
+        store.record_vote(bid, Outcome.A, Requester(session_id="someone-else"))
     with pytest.raises(VoteError, match="does not exist"):
         store.record_vote("nope", Outcome.A)
 
@@ -154,7 +156,7 @@ def test_follow_up_turns_and_regenerate(store, settings):
     row = stored_battle(store, bid)
     assert [t["prompt"] for t in row["turns"]] == ["what?", "and then?"]
     assert (row["turns"][1]["answer_a"], row["turns"][0]["answer_a"]) == ("new a", "left answer")
-    store.record_vote(bid, Outcome.B, session_id="s1")
+    store.record_vote(bid, Outcome.B, Requester(session_id="s1"))
     with pytest.raises(AlreadyVoted):
         store.add_turn(bid, "more?", OK_A, OK_B)
     with pytest.raises(AlreadyVoted):
@@ -165,21 +167,107 @@ def test_rate_limits_hold_in_the_database(db_url, tmp_path):
     settings = Settings(db_url=db_url, battles_per_minute=2, votes_per_hour=1)
     store = Store.open(settings)
     ids = [_battle(store, settings, session="fast") for _ in range(2)]
-    with pytest.raises(RateLimited, match="last minute"):
+    with pytest.raises(RateLimited, match="at most 2 battles per minute from this browser tab") as refused:
         _battle(store, settings, session="fast")
-    with pytest.raises(RateLimited):
-        store.check_battle_rate("fast")
+    assert re.search(r"next one is possible in \d+ s \(at \d\d:\d\d:\d\d UTC\)", str(refused.value))
+    assert "2 battles per minute" in str(store.battle_refusal(Requester(session_id="fast")))
+    assert store.battle_refusal(Requester(session_id="other")) is None
     _battle(store, settings, session="other")  # another session is not limited
-    store.record_vote(ids[0], Outcome.A, voter_id="voter", session_id="fast")
-    with pytest.raises(RateLimited, match="last hour"):
-        store.record_vote(ids[1], Outcome.A, voter_id="voter", session_id="fast")
+    store.record_vote(ids[0], Outcome.A, Requester(session_id="fast", voter_id="voter"))
+    with pytest.raises(RateLimited, match="at most 1 vote per hour from this browser tab"):
+        store.record_vote(ids[1], Outcome.A, Requester(session_id="fast", voter_id="voter"))
+    store.engine.dispose()
+
+
+def _limits(**limits) -> dict:
+    every = dict.fromkeys(
+        ["battles_per_minute", "votes_per_hour", "votes_per_day", "client_battles_per_minute",
+         "client_votes_per_hour", "client_votes_per_day"], 0,
+    )  # fmt: skip
+    return {**every, **limits}
+
+
+@pytest.mark.parametrize(
+    ("limits", "first", "second", "refused"),
+    [
+        # a reload is a new tab: the client key still counts it
+        (_limits(client_battles_per_minute=1), ("s1", "session:s1", "k1"), ("s2", "session:s2", "k1"), "your network address"),
+        (_limits(client_battles_per_minute=1), ("s1", "session:s1", "k1"), ("s2", "session:s2", "k2"), None),
+        # a logged-in user in two tabs
+        (_limits(battles_per_minute=1), ("s1", "user:a@x", "k1"), ("s2", "user:a@x", "k2"), "from you"),
+        (_limits(battles_per_minute=1), ("s1", "user:a@x", "k1"), ("s2", "user:b@x", "k1"), None),
+    ],
+)
+def test_every_battle_limit_that_applies_must_have_room(db_url, limits, first, second, refused):
+    settings = Settings(db_url=db_url, **limits)
+    store = Store.open(settings)
+    image = check_image(png_bytes(), settings)
+
+    def start(who):
+        session, voter, client = who
+        requester = Requester(session_id=session, voter_id=voter, client_key=client)
+        return store.start_battle(mode="anonymous", model_a="m1", model_b="m2", image=image, requester=requester)
+
+    start(first)
+    if refused is None:
+        start(second)
+        assert count_rows(store, battles) == 2
+    else:
+        with pytest.raises(RateLimited, match=refused):
+            start(second)
+        assert count_rows(store, battles) == 1
+    store.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        (_limits(votes_per_hour=2), "2 votes per hour from you"),
+        (_limits(votes_per_day=2), "2 votes per day from you"),
+        (_limits(client_votes_per_hour=2), "2 votes per hour from your network address"),
+        (_limits(client_votes_per_day=2), "2 votes per day from your network address"),
+    ],
+)
+def test_every_vote_limit_counts_across_tabs(db_url, limits, message):
+    """Three tabs (a reload each time) of one voter on one address: the third vote is refused."""
+    settings = Settings(db_url=db_url, **limits)
+    store = Store.open(settings)
+    tabs = [Requester(session_id=f"tab{i}", voter_id="user:a@x", client_key="k1") for i in range(3)]
+    ids = [
+        answered_battle(
+            store, mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
+            prompt="p", result_a=OK_A, result_b=OK_B, session_id=tab.session_id,
+        )  # fmt: skip
+        for tab in tabs
+    ]
+    for bid, tab in zip(ids[:2], tabs[:2], strict=True):
+        store.record_vote(bid, Outcome.A, tab)
+    with pytest.raises(RateLimited, match=message):
+        store.record_vote(ids[2], Outcome.A, tabs[2])
+    stored = [stored_battle(store, b)["vote"] for b in ids]
+    assert [v["client_key"] if v else None for v in stored] == ["k1", "k1", None]
+    assert [v["session_id"] if v else None for v in stored] == ["tab0", "tab1", None]
+    store.engine.dispose()
+
+
+def test_a_refused_battle_leaves_nothing_behind(db_url):
+    settings = Settings(db_url=db_url, **_limits(battles_per_minute=1))
+    store = Store.open(settings)
+    me = Requester(session_id="s", voter_id="session:s")
+    first = check_image(png_bytes(color=(1, 2, 3)), settings)
+    second = check_image(png_bytes(color=(9, 9, 9)), settings)
+    store.start_battle(mode="anonymous", model_a="m1", model_b="m2", image=first, requester=me)
+    with pytest.raises(RateLimited):
+        store.start_battle(mode="anonymous", model_a="m1", model_b="m2", image=second, requester=me)
+    assert (count_rows(store, battles), count_rows(store, images)) == (1, 1)  # not even the image
+    assert image_data(store, second.sha256) is None
     store.engine.dispose()
 
 
 def test_leaderboard_reads_filter_votes_by_mode_and_time(store, settings):
     for outcome, mode in [("a", "anonymous"), ("a", "anonymous"), ("tie", "anonymous"), ("b", "named")]:
         bid = _battle(store, settings, mode=mode)
-        store.record_vote(bid, Outcome(outcome), session_id="s1")
+        store.record_vote(bid, Outcome(outcome), Requester(session_id="s1"))
     combos, codes = store.scan_votes(VoteFilter())
     assert [combos[c] for c in codes] == [("m1", "m2", Outcome.A)] * 2 + [("m1", "m2", Outcome.TIE)]
     combos, codes = store.scan_votes(VoteFilter(anonymous_only=False))
@@ -227,15 +315,15 @@ def test_upgrade_from_first_migration_keeps_votes(db_url, settings):
 
 def test_votes_carry_their_battles_models_and_mode(store, settings):
     """The vote copies model_a, model_b and mode from the battle row."""
-    bid = store.save_battle(
+    bid = answered_battle(store,
         mode="named", model_a="left", model_b="right", image=check_image(png_bytes(), settings),
         prompt="what?", result_a=OK_A, result_b=OK_B, session_id="s1",
     )  # fmt: skip
-    store.record_vote(bid, Outcome.B, voter_id="v", session_id="s1")
+    store.record_vote(bid, Outcome.B, Requester(session_id="s1", voter_id="v"))
     vote = stored_battle(store, bid)["vote"]
     assert (vote["model_a"], vote["model_b"], vote["mode"], vote["outcome"]) == ("left", "right", "named", "b")
     with pytest.raises(AlreadyVoted):
-        store.record_vote(bid, Outcome.A, voter_id="v", session_id="s1")
+        store.record_vote(bid, Outcome.A, Requester(session_id="s1", voter_id="v"))
 
 
 def _all(engine, table):
@@ -277,7 +365,7 @@ def test_locked_sqlite_is_waited_out(tmp_path):
     other.execute("BEGIN IMMEDIATE")
     timer = threading.Timer(1.0, lambda: other.execute("COMMIT"))
     timer.start()
-    store.record_vote(bid, Outcome.A, session_id="s1")
+    store.record_vote(bid, Outcome.A, Requester(session_id="s1"))
     timer.join()
     assert count_rows(store, votes) == 1
 
@@ -332,7 +420,7 @@ def test_dropped_postgresql_connection_is_retried(pg_url):
             text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'arena_drop_test'")
         ).scalar_one()
     assert ended >= 1
-    store.record_vote(bid, Outcome.B, session_id="s1")
+    store.record_vote(bid, Outcome.B, Requester(session_id="s1"))
     assert stored_battle(store, bid)["vote"]["outcome"] == "b"
     store.engine.dispose()
     admin.dispose()

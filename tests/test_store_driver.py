@@ -11,14 +11,14 @@ from sqlalchemy import create_engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from arena.battle import SideResult
-from arena.config import Settings
+from arena.config import LIMITS, Settings
 from arena.images import check_image
-from arena.kinds import Outcome
+from arena.kinds import Outcome, Requester
 from arena.store import Store
 from arena.store.driver import Writer
 from arena.store.schema import battles, images, turns, votes
 from tests.conftest import png_bytes
-from tests.stored import count_rows, image_data, stored_battle
+from tests.stored import answered_battle, count_rows, image_data, stored_battle
 
 OK = SideResult("an answer", ttft=0.25, total=1.5, tokens=4)
 
@@ -28,7 +28,7 @@ def test_rows_match_what_sqlalchemy_writes(store, settings):
     exactly as SQLAlchemy itself writes them, so time filters and ordering keep working."""
     image = check_image(png_bytes(), settings)
     before = datetime.now(UTC)
-    bid = store.save_battle(
+    bid = answered_battle(store,
         mode="named", model_a="m1", model_b="m2", image=image, prompt="p", result_a=OK,
         result_b=SideResult("", error="boom"), session_id=None,
     )  # fmt: skip
@@ -52,7 +52,7 @@ def test_rows_match_what_sqlalchemy_writes(store, settings):
 def test_driver_errors_are_sqlalchemy_errors(store, settings):
     """A refusal on the driver's connection is the same IntegrityError conn.execute raises,
     and the connection goes back to the pool usable."""
-    bid = store.save_battle(
+    bid = answered_battle(store,
         mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
         prompt="p", result_a=OK, result_b=OK,
     )  # fmt: skip
@@ -63,43 +63,38 @@ def test_driver_errors_are_sqlalchemy_errors(store, settings):
         store.writer.one(plain_vote, {})
     with store.engine.connect() as conn:
         assert conn.execute(select(votes.c.battle_id)).scalars().all() == [bid]
-    assert stored_battle(store, store.save_battle(
+    assert stored_battle(store, answered_battle(store,
         mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
         prompt="p", result_a=OK, result_b=OK,
     )) is not None  # fmt: skip
 
 
 def test_failed_sqlite_write_rolls_back_everything(tmp_path):
-    """SQLite: a battle whose turn cannot be written leaves no battle and no image behind."""
-    settings = Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}", battles_per_minute=0, votes_per_hour=0)
+    """SQLite: a battle whose row cannot be written leaves no image behind either (one transaction)."""
+    settings = Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}", **dict.fromkeys(LIMITS, 0))
     store = Store.open(settings)
-    with store.engine.begin() as conn:  # make the turn insert fail after the battle insert
-        conn.exec_driver_sql("CREATE TRIGGER no_turns BEFORE INSERT ON turns BEGIN SELECT RAISE(ABORT, 'no'); END")
+    with store.engine.begin() as conn:  # make the battle insert fail after the image insert
+        conn.exec_driver_sql("CREATE TRIGGER no_battles BEFORE INSERT ON battles BEGIN SELECT RAISE(ABORT, 'no'); END")
+    image = check_image(png_bytes(), settings)
     with pytest.raises(IntegrityError):
-        store.save_battle(
-            mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
-            prompt="p", result_a=OK, result_b=OK,
-        )  # fmt: skip
+        store.start_battle(mode="anonymous", model_a="m1", model_b="m2", image=image)
     assert (count_rows(store, battles), count_rows(store, images), count_rows(store, turns)) == (0, 0, 0)
     with store.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TRIGGER no_turns")
-    store.save_battle(
-        mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
-        prompt="p", result_a=OK, result_b=OK,
-    )  # fmt: skip
-    assert count_rows(store, battles) == 1
+        conn.exec_driver_sql("DROP TRIGGER no_battles")
+    store.start_battle(mode="anonymous", model_a="m1", model_b="m2", image=image)
+    assert (count_rows(store, battles), count_rows(store, images)) == (1, 1)
 
 
 def _write_battles(url: str, n: int, seed: int) -> None:
-    settings = Settings(db_url=url, battles_per_minute=0, votes_per_hour=0)
+    settings = Settings(db_url=url, **dict.fromkeys(LIMITS, 0))
     store = Store.open(settings)
     image = check_image(png_bytes(color=(seed, 0, 0)), settings)
     for _ in range(n):
-        bid = store.save_battle(
+        bid = answered_battle(store,
             mode="anonymous", model_a="m1", model_b="m2", image=image, prompt="p", result_a=OK, result_b=OK,
             session_id=f"s{seed}",
         )  # fmt: skip
-        store.record_vote(bid, Outcome.TIE, voter_id=f"s{seed}", session_id=f"s{seed}")
+        store.record_vote(bid, Outcome.TIE, Requester(session_id=f"s{seed}", voter_id=f"s{seed}"))
 
 
 def test_sqlite_writers_in_several_processes_queue_on_the_file_lock(tmp_path):

@@ -40,6 +40,7 @@ class Battle:
     battle_id: str | None = None
     outcome: Outcome | None = None
     replace_last: bool = False  # the last answers regenerate a stored turn
+    unsaved: bool = False  # the last answers are not stored yet (record.save_turn)
 
     def __post_init__(self):
         self.mode = Mode(self.mode)
@@ -71,7 +72,7 @@ class Battle:
 
     @property
     def can_vote(self) -> bool:
-        return self.battle_id is not None and self.outcome is None and self.last_ok
+        return self.battle_id is not None and not self.unsaved and self.outcome is None and self.last_ok
 
     def can_follow_up(self, max_turns: int) -> bool:
         return self.can_vote and len(self.prompts) < max_turns
@@ -169,3 +170,4 @@ def _collect(backends, battle, replace: bool) -> Iterator[Event]:
         yield event
     battle.results.append((results["a"], results["b"]))
     battle.replace_last = replace
+    battle.unsaved = True

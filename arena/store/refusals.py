@@ -3,14 +3,15 @@ rule, as the error the user sees. They run only after a refusal and never write.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, exists, func, literal, select
 from sqlalchemy.engine import Connection
 
 from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
+from arena.kinds import Requester
+from arena.store.limits import DAY, HOUR, Limit
 from arena.store.schema import battles, turns, votes
-from arena.store.statements import RECENT_BATTLES, RECENT_VOTES
 
 # The battle's owner, whether it has a vote, and its last turn's verdicts, in one round trip.
 _VOTE_FACTS = (
@@ -25,20 +26,60 @@ _VOTE_FACTS = (
     .order_by(turns.c.idx.desc())
     .limit(1)
 )
+_WINDOW_NAMES = {HOUR: "hour", DAY: "day"}
 
 
-def battle_limit(conn: Connection, session_id: str | None, limit: int, at: datetime) -> RateLimited | None:
-    """The per-minute battle limit's refusal for this session, if it has reached it."""
-    if not limit or not session_id:
+def limit_refusal(conn: Connection, applied, requester: Requester, at: datetime) -> RateLimited | None:
+    """The first limit in `applied` that is full for this requester, as a friendly line saying
+    when the next try passes; None if every one has room now."""
+    for limit, allowed in applied:
+        params = limit.params(requester, at)
+        n = conn.execute(limit.count(), params).scalar_one()
+        if n >= allowed:
+            return RateLimited(_full(limit, allowed, _frees_at(conn, limit, params, n - allowed), at))
+    return None
+
+
+def _frees_at(conn: Connection, limit: Limit, params: dict, skip: int) -> datetime | None:
+    """When the counted row that must leave the window for a slot to open does leave it."""
+    table = limit.table
+    oldest = (
+        select(table.c.created_at)
+        .where(
+            table.c[limit.key] == bindparam(f"{limit.name}_key"),
+            table.c.created_at >= bindparam(f"{limit.name}_since", type_=table.c.created_at.type),
+        )
+        .order_by(table.c.created_at)
+        .offset(skip)
+        .limit(1)
+    )
+    moment = conn.execute(oldest, params).scalar()
+    if moment is None:
         return None
-    n = conn.execute(RECENT_BATTLES, dict(session_id=session_id, since=at - timedelta(minutes=1))).scalar_one()
-    if n < limit:
-        return None
-    return RateLimited(f"You started {n} battles in the last minute (limit {limit}): wait a moment.")
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment + limit.window
+
+
+def _full(limit: Limit, allowed: int, frees: datetime | None, at: datetime) -> str:
+    what = ("battle" if limit.table is battles else "vote") + ("" if allowed == 1 else "s")
+    window = _WINDOW_NAMES.get(limit.window, "minute")
+    head = f"This arena takes at most {allowed} {what} per {window} from {limit.who}"
+    if frees is None:
+        return f"{head}: try again in a moment."
+    wait = max(1, int((frees - at).total_seconds() + 0.999))
+    return f"{head}: the next one is possible {_in(wait)} (at {frees:%H:%M:%S} UTC). Thank you!"
+
+
+def _in(seconds: int) -> str:
+    if seconds < 120:
+        return f"in {seconds} s"
+    if seconds < 7200:
+        return f"in {seconds // 60} min"
+    return f"in {seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def vote_refusal(
-    conn: Connection, battle_id: str, session_id: str | None, voter_id: str | None, limit: int, at: datetime
+    conn: Connection, battle_id: str, requester: Requester, owner: bool, applied, at: datetime
 ) -> VoteError | None:
     """Which rule of statements.guarded_vote refused this vote; None if none does now."""
     facts = conn.execute(_VOTE_FACTS, {"battle_id": battle_id}).mappings().first()
@@ -46,19 +87,15 @@ def vote_refusal(
         return VoteError(f"Battle {battle_id} does not exist: start a new battle.")
     if facts["voted"]:
         return AlreadyVoted(battle_id)
-    if session_id is not None and facts["session_id"] != session_id:
+    if owner and facts["session_id"] != requester.session_id:
         return VoteError("Only the session that started a battle can vote on it.")
     if not (facts["ok_a"] and facts["ok_b"]):
         return VoteError("Both answers must finish without error before a vote.")
-    if limit and voter_id:
-        n = conn.execute(RECENT_VOTES, dict(voter_id=voter_id, since=at - timedelta(hours=1))).scalar_one()
-        if n >= limit:
-            return RateLimited(f"You cast {n} votes in the last hour (limit {limit}): thank you! Come back later.")
-    return None
+    return limit_refusal(conn, applied, requester, at)
 
 
 def turn_refusal(conn: Connection, battle_id: str) -> VoteError | StoreError:
-    """Why a follow-up or a regenerated turn was not stored."""
+    """Why a turn (the first, a follow-up or a regenerated one) was not stored."""
     found = conn.execute(select(func.count()).where(battles.c.id == battle_id)).scalar_one()
     if not found:
         return VoteError(f"Battle {battle_id} does not exist: start a new battle.")

@@ -44,8 +44,12 @@ battles = Table(
     Column("session_id", String(64), nullable=True),
     Column("source", String(200), nullable=False, server_default="arena"),  # arena | import:<file>
     Column("question_id", String(200), nullable=True),
+    Column("voter_id", String(200), nullable=True),  # who started it (arena.kinds.Requester)
+    Column("client_key", String(64), nullable=True),  # keyed hash of the address, never the address
     Index("ix_battles_created_at", "created_at"),
     Index("ix_battles_session_created", "session_id", "created_at"),
+    Index("ix_battles_voter_created", "voter_id", "created_at"),
+    Index("ix_battles_client_created", "client_key", "created_at"),
 )
 
 # One row per prompt of a battle's conversation; idx 0 is the first question.
@@ -81,6 +85,8 @@ votes = Table(
     Column("outcome", String(16), nullable=False),  # a | b | tie | bothbad
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("voter_id", String(200), nullable=True),
+    Column("session_id", String(64), nullable=True),
+    Column("client_key", String(64), nullable=True),
     # copies of the battle's columns (VOTE_CARRIES), so the leaderboard reads votes alone
     Column("model_a", String(200), nullable=False),
     Column("model_b", String(200), nullable=False),
@@ -88,6 +94,8 @@ votes = Table(
     UniqueConstraint("battle_id", name="uq_votes_battle"),  # one vote per battle
     Index("ix_votes_created_at", "created_at"),
     Index("ix_votes_voter_created", "voter_id", "created_at"),
+    Index("ix_votes_session_created", "session_id", "created_at"),
+    Index("ix_votes_client_created", "client_key", "created_at"),
 )
 
 # The battle columns every vote row repeats; every writer of votes fills them from the battle.

@@ -39,25 +39,22 @@ def _side_params():
     return [_param(c, _SIDE_KINDS[c.rsplit("_", 1)[0]]) for c in SIDE_COLUMNS]
 
 
-# Battles a session started since a time (the per-minute battle limit), and votes a voter cast
-# since a time (the hourly vote limit).
-RECENT_BATTLES = select(func.count()).where(
-    battles.c.session_id == bindparam("session_id"), battles.c.created_at >= bindparam("since")
-)
-RECENT_VOTES = select(func.count()).where(
-    votes.c.voter_id == bindparam("voter_id"), votes.c.created_at >= bindparam("since")
-)
 _THE_BATTLE = battles.c.id == bindparam("battle_id")
 _HAS_VOTE = exists(select(literal(1)).where(votes.c.battle_id == bindparam("battle_id")))
 _LAST_IDX = select(func.max(turns.c.idx)).where(turns.c.battle_id == bindparam("battle_id")).scalar_subquery()
 
 
-def guarded_vote(dialect: str, owner: bool, rate_limit: int):
+def _under(applied) -> list:
+    """One condition per rate limit that applies (arena.store.limits): under its number allowed."""
+    return [limit.count().scalar_subquery() < allowed for limit, allowed in applied]
+
+
+def guarded_vote(dialect: str, owner: bool, applied):
     """INSERT ... SELECT storing the vote only if every rule holds: the battle exists (and
     belongs to the session when `owner`), both answers of its last turn finished (the verdict
-    stored with the turn), the voter is under the hourly limit, and the battle has no vote yet
-    (ON CONFLICT DO NOTHING on the unique battle_id). The SELECT reads the battle row itself,
-    which gives the vote its copies of model_a, model_b and mode."""
+    stored with the turn), every vote limit in `applied` has room, and the battle has no vote
+    yet (ON CONFLICT DO NOTHING on the unique battle_id). The SELECT reads the battle row
+    itself, which gives the vote its copies of model_a, model_b and mode."""
     answered = exists(
         select(literal(1)).where(
             turns.c.battle_id == bindparam("battle_id"),
@@ -66,76 +63,67 @@ def guarded_vote(dialect: str, owner: bool, rate_limit: int):
             turns.c.ok_b.is_(True),
         )
     )
-    conditions = [_THE_BATTLE, answered]
+    conditions = [_THE_BATTLE, answered, *_under(applied)]
     if owner:
         conditions.append(battles.c.session_id == bindparam("session_id"))
-    if rate_limit:
-        conditions.append(RECENT_VOTES.scalar_subquery() < rate_limit)
     row = select(
         battles.c.id,
         _param("outcome"),
         _param("created_at", DateTime(timezone=True)),
         _param("voter_id"),
+        _param("session_id"),
+        _param("client_key"),
         *[battles.c[name] for name in VOTE_CARRIES],
     ).where(*conditions)
-    columns = ["battle_id", "outcome", "created_at", "voter_id", *VOTE_CARRIES]
+    columns = ["battle_id", "outcome", "created_at", "voter_id", "session_id", "client_key", *VOTE_CARRIES]
     insert_vote = _INSERT[dialect](votes).from_select(columns, row)
     return insert_vote.on_conflict_do_nothing(index_elements=["battle_id"]).returning(votes.c.id)
 
 
-def _under_battle_limit(rate_limit: int) -> list:
-    return [RECENT_BATTLES.scalar_subquery() < rate_limit] if rate_limit else []
-
-
 _IMAGE_COLUMNS = ["sha256", "format", "width", "height", "data", "created_at"]
-_BATTLE_COLUMNS = ["id", "created_at", "mode", "model_a", "model_b", "image_sha256", "session_id", "source", "question_id"]
+_BATTLE_COLUMNS = [
+    "id", "created_at", "mode", "model_a", "model_b", "image_sha256", "session_id", "source",
+    "question_id", "voter_id", "client_key",
+]  # fmt: skip
 _TURN_COLUMNS = ["battle_id", "idx", "created_at", "prompt", *SIDE_COLUMNS]
 
 
-def _image_row(rate_limit: int):
+def _image_row(applied):
     at = _param("created_at", DateTime(timezone=True))
     return select(
         _param("sha256"), _param("format"), _param("width", Integer), _param("height", Integer),
         _param("data", LargeBinary), at,
-    ).where(*_under_battle_limit(rate_limit))  # fmt: skip
+    ).where(*_under(applied))  # fmt: skip
 
 
-def _battle_row(rate_limit: int):
+def _battle_row(applied):
     at = _param("created_at", DateTime(timezone=True))
     return select(
         _param("id"), at, _param("mode"), _param("model_a"), _param("model_b"), _param("sha256"),
-        _param("session_id"), literal("arena"), null(),
-    ).where(*_under_battle_limit(rate_limit))  # fmt: skip
+        _param("session_id"), literal("arena"), null(), _param("voter_id"), _param("client_key"),
+    ).where(*_under(applied))  # fmt: skip
 
 
-def battle_with_first_turn(rate_limit: int):
-    """PostgreSQL: the image (once per sha256), the battle and its first turn in one INSERT with
-    data-modifying CTEs, written only while the session is under its per-minute battle limit."""
-    new_image = (
-        postgresql.insert(images).from_select(_IMAGE_COLUMNS, _image_row(rate_limit)).on_conflict_do_nothing().cte("new_image")
-    )
-    new_battle = insert(battles).from_select(_BATTLE_COLUMNS, _battle_row(rate_limit)).returning(battles.c.id).cte("new_battle")
-    at = _param("created_at", DateTime(timezone=True))
-    turn_row = select(new_battle.c.id, literal(0), at, _param("prompt"), *_side_params()).select_from(new_battle)
-    return insert(turns).from_select(_TURN_COLUMNS, turn_row).returning(turns.c.battle_id).add_cte(new_image)
-
-
-def sqlite_battle_writes(rate_limit: int):
-    """SQLite: the same writes as battle_with_first_turn, as three statements run in one
-    transaction (SQLite has no data-modifying CTEs). The image and the battle carry the limit;
-    RETURNING of the battle tells whether it was written."""
-    at = _param("created_at", DateTime(timezone=True))
+def start_battle(dialect: str, applied):
+    """A battle takes its slot when it starts, before any model runs: the image (once per
+    sha256) and the battle row, written only while every battle limit in `applied` has room.
+    PostgreSQL: one INSERT with a data-modifying CTE, RETURNING the battle id. SQLite (no such
+    CTEs): two statements for one transaction, the second RETURNING the battle id."""
+    if dialect == "postgresql":
+        new_image = (
+            postgresql.insert(images).from_select(_IMAGE_COLUMNS, _image_row(applied)).on_conflict_do_nothing()
+        ).cte("new_image")
+        return insert(battles).from_select(_BATTLE_COLUMNS, _battle_row(applied)).returning(battles.c.id).add_cte(new_image)
     return (
-        sqlite.insert(images).from_select(_IMAGE_COLUMNS, _image_row(rate_limit)).on_conflict_do_nothing(),
-        sqlite.insert(battles).from_select(_BATTLE_COLUMNS, _battle_row(rate_limit)).returning(battles.c.id),
-        insert(turns).from_select(_TURN_COLUMNS, select(_param("id"), literal(0), at, _param("prompt"), *_side_params())),
+        sqlite.insert(images).from_select(_IMAGE_COLUMNS, _image_row(applied)).on_conflict_do_nothing(),
+        sqlite.insert(battles).from_select(_BATTLE_COLUMNS, _battle_row(applied)).returning(battles.c.id),
     )
 
 
-def guarded_follow_up():
-    """A follow-up turn, appended after the battle's last turn only while it has no vote."""
+def guarded_turn():
+    """A battle's next turn (the first one too), appended only while the battle has no vote."""
     at = _param("created_at", DateTime(timezone=True))
-    next_idx = (_LAST_IDX + 1).label("idx")
+    next_idx = (func.coalesce(_LAST_IDX, -1) + 1).label("idx")
     row = select(battles.c.id, next_idx, at, _param("prompt"), *_side_params()).where(_THE_BATTLE, ~_HAS_VOTE)
     return insert(turns).from_select(_TURN_COLUMNS, row).returning(turns.c.idx)
 

@@ -5,7 +5,7 @@ query (arena.store.refusals) says why. The database itself enforces one vote per
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,14 +13,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from arena.errors import RateLimited, StoreError
-from arena.kinds import Mode, Outcome
+from arena.kinds import Mode, Outcome, Requester
 from arena.store import engine as eng
-from arena.store import reads, refusals, statements
+from arena.store import limits, reads, refusals, statements
 from arena.store.driver import Writer
 
 if TYPE_CHECKING:  # the battle imports the store, not the other way round
     from arena.battle.sides import SideResult
     from arena.images import CheckedImage
+
+
+_NOBODY = Requester()  # a request with no session, voter or client: no limit counts it
 
 
 def now() -> datetime:
@@ -52,74 +55,62 @@ class Store:
             raise StoreError(f"Cannot open the database {url}: {_first_line(exc)}") from None
         return cls(engine, settings)
 
-    def _limit(self, name: str) -> int:
-        """A rate limit of the settings (0 = none; a Store made without settings has none)."""
-        return 0 if self.settings is None else getattr(self.settings, name)
-
     # ----- writes -------------------------------------------------------------------------
 
-    def save_battle(
-        self,
-        *,
-        mode: Mode,
-        model_a: str,
-        model_b: str,
-        image: CheckedImage,
-        prompt: str,
-        result_a: SideResult,
-        result_b: SideResult,
-        session_id: str | None = None,
+    def start_battle(
+        self, *, mode: Mode, model_a: str, model_b: str, image: CheckedImage, requester: Requester = _NOBODY
     ) -> str:
-        """Store a finished first turn: the image (once per sha256), the battle and turn 0,
-        while the session is under its per-minute battle limit (RateLimited otherwise)."""
+        """A battle takes its slot when it starts, before any model runs: store the image (once
+        per sha256) and the battle row, while every battle limit that applies to the requester
+        has room (RateLimited, saying when the next one is possible, otherwise)."""
         mode = Mode(mode)
         battle_id = uuid.uuid4().hex
-        limit = self._limit("battles_per_minute") if session_id else 0
+        applied = limits.applying(limits.BATTLE_LIMITS, self.settings, requester)
         stamp = now()
         params = dict(
             id=battle_id, created_at=stamp, mode=mode.value, model_a=model_a, model_b=model_b,
-            session_id=session_id, since=stamp - timedelta(minutes=1), sha256=image.sha256,
-            format=image.format, width=image.width, height=image.height, data=image.data,
-            prompt=prompt, **result_a.columns("a"), **result_b.columns("b"),
+            session_id=requester.session_id, voter_id=requester.voter_id, client_key=requester.client_key,
+            sha256=image.sha256, format=image.format, width=image.width, height=image.height, data=image.data,
         )  # fmt: skip
-        if self.engine.dialect.name == "postgresql":
-            statement = self.writer.statement(("battle", limit), lambda: statements.battle_with_first_turn(limit))
+        for limit, _ in applied:
+            params.update(limit.params(requester, stamp))
+        dialect = self.engine.dialect.name
+        key = ("start battle", tuple((limit.name, n) for limit, n in applied))
+        if dialect == "postgresql":
+            statement = self.writer.statement(key, lambda: statements.start_battle(dialect, applied))
             written = eng.with_retries("store the battle", lambda: self.writer.one(statement, params))
         else:
-            written = self._save_battle_sqlite(limit, params)
+            built = statements.start_battle(dialect, applied)
+            pair = [self.writer.statement((*key, i), lambda s=s: s) for i, s in enumerate(built)]
+            written = self._write_or_refuse("store the battle", [(s.sql, s.params(params)) for s in pair])
         if written is None:
             with self.engine.connect() as conn:
-                raise refusals.battle_limit(conn, session_id, limit, stamp) or RateLimited(
-                    f"You reached the limit of {limit} battles a minute: wait a moment."
-                )
+                refusal = refusals.limit_refusal(conn, applied, requester, stamp)
+            raise refusal or RateLimited("This arena takes no more battles right now: try again in a moment.")
         return battle_id
 
-    def _save_battle_sqlite(self, limit: int, params: dict):
-        """The three statements of statements.sqlite_battle_writes in one transaction; the
-        battle's RETURNING row, or None (and nothing written) when the limit refused it."""
-        built = statements.sqlite_battle_writes(limit)
-        compiled = [self.writer.statement(("sqlite battle", limit, i), lambda s=s: s) for i, s in enumerate(built)]
-        bound = [(s.sql, s.params(params)) for s in compiled]  # before the write lock: held for less time
-        (image_sql, image_params), (battle_sql, battle_params), (turn_sql, turn_params) = bound
+    def _write_or_refuse(self, what: str, bound: list[tuple[str, object]]):
+        """SQLite: statements in one transaction; the last one's RETURNING row, or None (and
+        nothing written) when a guarded statement before or at it wrote nothing."""
 
         def write():
             with self.writer.transaction() as cursor:
-                cursor.execute(image_sql, image_params)
-                cursor.execute(battle_sql, battle_params)
-                row = cursor.fetchone()
+                row = None
+                for sql, params in bound:
+                    cursor.execute(sql, params)
+                    row = cursor.fetchone() if "RETURNING" in sql else row
                 if row is None:
                     raise _Refused
-                cursor.execute(turn_sql, turn_params)
                 return row
 
         try:
-            return eng.with_retries("store the battle", write)
+            return eng.with_retries(what, write)
         except _Refused:  # rolled back: not even the image stays
             return None
 
     def add_turn(self, battle_id: str, prompt: str, result_a: SideResult, result_b: SideResult) -> int:
-        """Append a follow-up turn to a battle that has no vote yet; returns its index."""
-        statement = self.writer.statement("follow-up", statements.guarded_follow_up)
+        """Append the next turn (the first one too) to a battle that has no vote yet; its index."""
+        statement = self.writer.statement("turn", statements.guarded_turn)
         params = dict(
             battle_id=battle_id, created_at=now(), prompt=prompt, **result_a.columns("a"), **result_b.columns("b")
         )
@@ -142,44 +133,39 @@ class Store:
         with self.engine.connect() as conn:
             raise refusals.turn_refusal(conn, battle_id)
 
-    def record_vote(
-        self,
-        battle_id: str,
-        outcome: Outcome,
-        voter_id: str | None = None,
-        session_id: str | None = None,
-    ) -> None:
+    def record_vote(self, battle_id: str, outcome: Outcome, requester: Requester = _NOBODY) -> None:
         """Store the one vote of a battle. Raises AlreadyVoted, VoteError or RateLimited.
 
-        With session_id given, only the session that started the battle may vote on it.
-        """
+        With requester.session_id set, only the session that started the battle may vote on it;
+        every vote limit that applies to the requester must have room."""
         outcome = Outcome(outcome)
-        limit = self._limit("votes_per_hour") if voter_id else 0
-        key = (self.engine.dialect.name, session_id is not None, limit)
-        statement = self.writer.statement(key, lambda: statements.guarded_vote(*key))
+        owner = requester.session_id is not None
+        applied = limits.applying(limits.VOTE_LIMITS, self.settings, requester)
+        dialect = self.engine.dialect.name
+        key = ("vote", dialect, owner, tuple((limit.name, n) for limit, n in applied))
+        statement = self.writer.statement(key, lambda: statements.guarded_vote(dialect, owner, applied))
         for _ in range(2):  # a second try only if no rule refused it (e.g. the hour just turned)
             stamp = now()
             params = dict(
-                battle_id=battle_id, outcome=outcome.value, created_at=stamp, voter_id=voter_id,
-                session_id=session_id, since=stamp - timedelta(hours=1),
+                battle_id=battle_id, outcome=outcome.value, created_at=stamp, voter_id=requester.voter_id,
+                session_id=requester.session_id, client_key=requester.client_key,
             )  # fmt: skip
+            for limit, _ in applied:
+                params.update(limit.params(requester, stamp))
             if eng.with_retries("store the vote", lambda p=params: self.writer.one(statement, p)) is not None:
                 return
             with self.engine.connect() as conn:
-                refusal = refusals.vote_refusal(conn, battle_id, session_id, voter_id, limit, stamp)
+                refusal = refusals.vote_refusal(conn, battle_id, requester, owner, applied, stamp)
             if refusal is not None:
                 raise refusal
         raise StoreError(f"The vote on battle {battle_id} was not stored. Nothing was lost; vote again.")
 
-    # ----- rate limits (in the database, so they hold across app replicas) ----------------
-
-    def check_battle_rate(self, session_id: str | None) -> None:
-        """Raise RateLimited before any model runs if this session started too many battles.
-        Read-only: the battle's own write is what enforces the limit."""
+    def battle_refusal(self, requester: Requester) -> RateLimited | None:
+        """Read-only: the battle limit this requester is at now, if any (the page says so before
+        a battle is asked for). The battle's own write is what enforces the limits."""
+        applied = limits.applying(limits.BATTLE_LIMITS, self.settings, requester)
         with self.engine.connect() as conn:
-            refusal = refusals.battle_limit(conn, session_id, self._limit("battles_per_minute"), now())
-        if refusal is not None:
-            raise refusal
+            return refusals.limit_refusal(conn, applied, requester, now())
 
     # ----- reads for the leaderboard ------------------------------------------------------
 

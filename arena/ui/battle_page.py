@@ -6,13 +6,13 @@ import time
 
 import streamlit as st
 
-from arena.battle import SIDES, Battle, ask, cast_vote, pick_models, regenerate, save_turn
+from arena.battle import SIDES, Battle, ask, cast_vote, pick_models, regenerate, save_turn, start
 from arena.errors import AlreadyVoted, ArenaError
 from arena.images import EXTENSIONS, check_image, check_prompt
 from arena.kinds import Mode
 from arena.samples import SAMPLES, SAMPLES_DIR
 from arena.ui import widgets
-from arena.ui.common import resources, session_id, voter_id
+from arena.ui.common import login_gate, requester, resources
 
 MODES = {Mode.ANONYMOUS: "🎲 Anonymous battle", Mode.NAMED: "🏷️ Named battle"}
 _REFRESH_S = 0.05  # how often a streaming answer is redrawn
@@ -22,6 +22,8 @@ def render() -> None:
     res = resources()
     st.title("⚔️ VLM Arena")
     st.caption("Upload an image, ask a question, and vote for the better answer. Names are revealed after the vote.")
+    if not login_gate(res.settings):
+        return
     battle: Battle | None = st.session_state.get("battle")
 
     if battle is None:
@@ -122,12 +124,12 @@ def _start(res, mode, models, image, prompt) -> Battle | None:
             st.error("Upload an image first (PNG, JPEG, WebP, GIF or BMP), then ask your question.")
             return None
         text = check_prompt(prompt, res.settings)
-        res.store.check_battle_rate(session_id())
         spec_a, spec_b = pick_models(res.registry, mode, models)
+        battle = Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
+        start(res.store, battle, requester())  # takes its slot now, before any model runs
     except ArenaError as exc:
         st.error(str(exc))
         return None
-    battle = Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
     st.image(image.image, width=420)
     _stream(res, battle, ask(res.backends, battle, text), text)
     return battle
@@ -166,7 +168,7 @@ def _stream(res, battle: Battle, events, prompt: str) -> None:
             with placeholders[event.side].container():
                 widgets.show_result(battle.shown(event.side, event.result), battle.image.image)
     try:
-        save_turn(res.store, battle, session_id())
+        save_turn(res.store, battle)
     except ArenaError as exc:
         st.error(str(exc))
         return
@@ -208,7 +210,7 @@ def _actions(res, battle: Battle) -> None:
 
 def _vote(res, battle: Battle, outcome) -> None:
     try:
-        cast_vote(res.store, battle, outcome, voter_id=voter_id(), session_id=session_id())
+        cast_vote(res.store, battle, outcome, requester())
     except AlreadyVoted:
         st.warning("This battle already has its vote: each battle takes one. Start a new battle to vote again.")
         return

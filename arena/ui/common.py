@@ -10,7 +10,8 @@ import streamlit as st
 
 from arena.backends import Backends
 from arena.config import Settings
-from arena.errors import ArenaError
+from arena.errors import ArenaError, ConfigError
+from arena.kinds import USER_PREFIX, Requester
 from arena.registry import Registry, load_registry
 from arena.store import Store
 
@@ -37,6 +38,11 @@ def resources() -> Resources:
     """
     try:
         settings = Settings.from_env()
+        if settings.require_login and not auth_configured():
+            raise ConfigError(
+                "ARENA_REQUIRE_LOGIN=true needs Streamlit authentication: add an [auth] section to "
+                ".streamlit/secrets.toml (README: Admin and login), or set ARENA_REQUIRE_LOGIN=false."
+            )
         try:
             mtime = os.stat(settings.models).st_mtime
         except OSError:
@@ -45,6 +51,34 @@ def resources() -> Resources:
     except ArenaError as exc:
         st.error(str(exc))
         st.stop()
+
+
+def login_gate(settings: Settings) -> bool:
+    """With ARENA_REQUIRE_LOGIN, a visitor who is not logged in sees why and a login button
+    instead of the arena. True when the page may go on."""
+    if not settings.require_login or logged_in():
+        return True
+    st.info("This arena asks you to log in before you battle or vote: each person's votes count once.")
+    st.button("Log in", key="login", on_click=st.login, type="primary")
+    return False
+
+
+def logged_in() -> bool:
+    user = getattr(st, "user", None)
+    return bool(user is not None and user.get("is_logged_in"))
+
+
+def auth_configured() -> bool:
+    """Whether .streamlit/secrets.toml has an [auth] section, which st.login needs."""
+    try:
+        return bool(st.secrets.load_if_toml_exists() and st.secrets.get("auth"))
+    except Exception:  # noqa: BLE001 - a malformed secrets file: Streamlit reports it itself
+        return False
+
+
+def requester() -> Requester:
+    """Who is asking, for the rate limits: this tab, the voter, the client's key."""
+    return Requester(session_id=session_id(), voter_id=voter_id(), client_key=None)
 
 
 def session_id() -> str:
@@ -56,8 +90,7 @@ def session_id() -> str:
 
 def voter_id() -> str:
     """The logged-in user when Streamlit authentication is configured, else the tab's session id."""
-    user = getattr(st, "user", None)
-    if user is not None and user.get("is_logged_in"):
-        return f"user:{user.get('email') or user.get('sub')}"
+    if logged_in():
+        return f"{USER_PREFIX}{st.user.get('email') or st.user.get('sub')}"
     return f"session:{session_id()}"
 
