@@ -39,7 +39,9 @@ def cmd_demo_models(args) -> int:
     from arena.demo import build_demo_models
 
     registry_path = build_demo_models(Path(args.dir))
-    print(f"Built demo models; run the app on them with: ARENA_MODELS={registry_path} streamlit run streamlit_app.py")
+    print(
+        f"Built demo models; run the app on them with: ARENA_MODELS={registry_path} streamlit run streamlit_app.py"
+    )
     return 0
 
 
@@ -69,7 +71,9 @@ def cmd_ask(args) -> int:
     prompt = check_prompt(args.prompt, settings)
     backends = Backends(registry, settings)
     try:
-        for piece in backends.get(spec.id).stream(chat_messages(image.image, [prompt], (), spec.system_prompt)):
+        for piece in backends.get(spec.id).stream(
+            chat_messages(image.image, [prompt], (), spec.system_prompt)
+        ):
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
@@ -157,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m arena", description="VLM Arena command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo-models", help="build tiny random-weight demo models and their models.yaml")
+    p = sub.add_parser(
+        "demo-models", help="build tiny random-weight demo models and their models.yaml"
+    )
     p.add_argument("dir")
     p.set_defaults(func=cmd_demo_models)
 
@@ -175,12 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("battle", help="run a battle as the page does, store it, print JSON")
     p.add_argument("--image", required=True)
     p.add_argument("--prompt", required=True)
-    p.add_argument("--models", nargs=2, metavar=("A", "B"), help="named mode: these two, A on the left")
+    p.add_argument(
+        "--models", nargs=2, metavar=("A", "B"), help="named mode: these two, A on the left"
+    )
     p.add_argument("--vote", choices=[o.value for o in Outcome])
     p.add_argument("--registry")
     p.set_defaults(func=cmd_battle)
 
-    p = sub.add_parser("db", help="database schema: upgrade to the latest migration, or show the revision")
+    p = sub.add_parser(
+        "db", help="database schema: upgrade to the latest migration, or show the revision"
+    )
     p.add_argument("action", choices=["upgrade", "current"])
     p.add_argument("--revision", default="head")
     p.set_defaults(func=cmd_db)
@@ -201,9 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     except ArenaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except SQLAlchemyError as exc:  # a database refusal not foreseen above: one line, nothing half-written
+    except (
+        SQLAlchemyError
+    ) as exc:  # a database refusal not foreseen above: one line, nothing half-written
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        print(f"error: the database refused it: {detail[0] if detail else type(exc).__name__}", file=sys.stderr)
+        print(
+            f"error: the database refused it: {detail[0] if detail else type(exc).__name__}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

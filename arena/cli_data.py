@@ -67,7 +67,9 @@ def _moment(flag: str, text: str | None, end: bool) -> datetime | None:
             return datetime.combine(day, time(), tzinfo=UTC)
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InputError(f"{flag} {text!r}: expected a date (2024-02-20) or an ISO date-time.") from None
+        raise InputError(
+            f"{flag} {text!r}: expected a date (2024-02-20) or an ISO date-time."
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -106,7 +108,9 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("export", help="export every vote in the import field names")
     p.add_argument("out")
-    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], help="default: from OUT's extension")
+    p.add_argument(
+        "--format", choices=["csv", "jsonl", "parquet"], help="default: from OUT's extension"
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("leaderboard", help="the leaderboard as a table, or as JSON with --json")
@@ -116,5 +120,7 @@ def add_commands(sub) -> None:
     p.add_argument("--anchor", metavar="MODEL=RATING", help="pin one model's rating")
     p.add_argument("--all-battles", action="store_true", help="named battles too")
     p.add_argument("--since", metavar="DATE", help="votes from this UTC date (or date-time)")
-    p.add_argument("--until", metavar="DATE", help="votes through this UTC date (or before a date-time)")
+    p.add_argument(
+        "--until", metavar="DATE", help="votes through this UTC date (or before a date-time)"
+    )
     p.set_defaults(func=cmd_leaderboard)

@@ -31,11 +31,15 @@ class CheckedImage:
     image: Image.Image  # RGB, EXIF-rotated, downscaled: what the models see
 
 
-def check_image(data: bytes, settings, filename: str = "image", *, upload: bool = True) -> CheckedImage:
+def check_image(
+    data: bytes, settings, filename: str = "image", *, upload: bool = True
+) -> CheckedImage:
     """`upload=False` for the shipped sample images: not uploads, so ARENA_MAX_UPLOAD_MB does
     not apply to them; the pixel and side limits do."""
     if not data:
-        raise InputError(f"{filename} is empty (0 bytes): upload a PNG, JPEG, WebP, GIF or BMP image.")
+        raise InputError(
+            f"{filename} is empty (0 bytes): upload a PNG, JPEG, WebP, GIF or BMP image."
+        )
     if upload and len(data) > settings.max_upload_mb * MB:  # floats: no int() to overflow
         raise InputError(
             f"{filename} is {_size(len(data))}, over the {settings.max_upload_mb:g} MB limit: "
@@ -49,7 +53,9 @@ def check_image(data: bytes, settings, filename: str = "image", *, upload: bool 
         img.load()
         rgb = to_rgb(ImageOps.exif_transpose(img))
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{filename} is damaged or truncated ({exc}): upload the complete file.") from None
+        raise InputError(
+            f"{filename} is damaged or truncated ({exc}): upload the complete file."
+        ) from None
     rgb = downscale(rgb, settings.max_image_side)
     return CheckedImage(
         data=data,
@@ -78,7 +84,9 @@ def _open(data: bytes, filename: str, max_pixels: int) -> Image.Image:
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             img = None
     if img is None or img.format not in FORMATS:
-        raise InputError(f"{filename} is not a supported image: upload a PNG, JPEG, WebP, GIF or BMP file.")
+        raise InputError(
+            f"{filename} is not a supported image: upload a PNG, JPEG, WebP, GIF or BMP file."
+        )
     w, h = img.size
     if w * h > max_pixels:
         raise InputError(

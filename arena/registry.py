@@ -100,7 +100,9 @@ def load_registry(path: str | Path) -> Registry:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RegistryError(f"{path}: model registry not found; set ARENA_MODELS to a models.yaml.") from None
+        raise RegistryError(
+            f"{path}: model registry not found; set ARENA_MODELS to a models.yaml."
+        ) from None
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read the model registry: {exc.strerror}.") from None
     try:
@@ -124,8 +126,12 @@ def load_registry(path: str | Path) -> Registry:
 
 def _parse_entry(path: Path, index: int, entry) -> TransformersSpec | OpenAISpec:
     if not isinstance(entry, dict):
-        raise RegistryError(f"{path}: entry {index}: expected a mapping of fields, got {type(entry).__name__}.")
-    label = f"entry {index}" + (f" (id '{entry['id']}')" if isinstance(entry.get("id"), str) else "")
+        raise RegistryError(
+            f"{path}: entry {index}: expected a mapping of fields, got {type(entry).__name__}."
+        )
+    label = f"entry {index}" + (
+        f" (id '{entry['id']}')" if isinstance(entry.get("id"), str) else ""
+    )
     backend = entry.get("backend", "transformers")
     if backend not in BACKENDS:
         raise RegistryError(

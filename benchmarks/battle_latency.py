@@ -77,8 +77,14 @@ def build_llava(target: Path, text: dict, vision: dict, seed: int, tokens: int, 
     ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                pad_token_id=tokenizer.pad_token_id)  # fmt: skip
     config = LlavaConfig(
-        text_config={"model_type": "qwen2", "tie_word_embeddings": False, **text, "vocab_size": vocab,
-                     "max_position_embeddings": 4096, **ids},  # fmt: skip
+        text_config={
+            "model_type": "qwen2",
+            "tie_word_embeddings": False,
+            **text,
+            "vocab_size": vocab,
+            "max_position_embeddings": 4096,
+            **ids,
+        },  # fmt: skip
         vision_config={"model_type": "siglip_vision_model", **vision},
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         image_seq_length=(size // patch) ** 2,
@@ -112,7 +118,10 @@ def build(preset: str, out: Path, tokens: int, device: str) -> list[dict]:
     else:
         shapes = {
             "small": [("small-a", SMALL_TEXT, SMALL_VISION), ("small-b", SMALL_TEXT, SMALL_VISION)],
-            "full": [("llava-0.5b-arch", QWEN2_05B, SIGLIP_SO400M), ("llava-1.5b-arch", QWEN2_15B, SIGLIP_SO400M)],
+            "full": [
+                ("llava-0.5b-arch", QWEN2_05B, SIGLIP_SO400M),
+                ("llava-1.5b-arch", QWEN2_15B, SIGLIP_SO400M),
+            ],
         }[preset]
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         entries = []
@@ -179,15 +188,21 @@ def _photo() -> bytes:
     import io
 
     img = Image.new("RGB", (640, 480))
-    img.putdata([((x * 7) % 256, (y * 3) % 256, (x + y) % 256) for y in range(480) for x in range(640)])
+    img.putdata(
+        [((x * 7) % 256, (y * 3) % 256, (x + y) % 256) for y in range(480) for x in range(640)]
+    )
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["tiny", "small"], choices=["tiny", "small", "full"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--presets", nargs="+", default=["tiny", "small"], choices=["tiny", "small", "full"]
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)

@@ -62,7 +62,9 @@ class FastAnswer(Backend):
         return "ok"
 
 
-def worker(db_url: str, registry_path: str, n: int, seed: int, out, ready, go, store_only: bool = False) -> None:
+def worker(
+    db_url: str, registry_path: str, n: int, seed: int, out, ready, go, store_only: bool = False
+) -> None:
     settings = Settings(db_url=db_url, models=registry_path, **dict.fromkeys(LIMITS, 0))
     registry = load_registry(registry_path)
     store = Store.open(settings)
@@ -119,7 +121,10 @@ def run(db_url: str, processes: int, per_process: int, store_only: bool = False)
         ctx = mp.get_context("spawn")
         out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
         procs = [
-            ctx.Process(target=worker, args=(db_url, str(registry_path), per_process, i, out, ready, go, store_only))
+            ctx.Process(
+                target=worker,
+                args=(db_url, str(registry_path), per_process, i, out, ready, go, store_only),
+            )
             for i in range(processes)
         ]
         for p in procs:
@@ -189,7 +194,11 @@ def pgbench_script(dialect) -> str:
     from arena.store import statements
 
     lines = ["\\set r random(1, 1000000000000)"]
-    writes = (statements.start_battle("postgresql", ()), statements.guarded_turn(), statements.guarded_vote("postgresql", True, ()))
+    writes = (
+        statements.start_battle("postgresql", ()),
+        statements.guarded_turn(),
+        statements.guarded_vote("postgresql", True, ()),
+    )
     for statement in writes:
         compiled = statement.compile(dialect=dialect)
         fixed = {k: v for k, v in compiled.params.items() if v is not None}
@@ -211,7 +220,9 @@ def run_pgbench(db_url: str, clients: int, transactions: int) -> None:
 
     from sqlalchemy.engine import make_url
 
-    exe = shutil.which("pgbench") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
+    exe = shutil.which("pgbench") or next(
+        iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None
+    )
     if exe is None:
         print("pgbench        not found (Debian: apt install postgresql-client); skipped")
         return
@@ -240,14 +251,20 @@ def run_pgbench(db_url: str, clients: int, transactions: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--battles", type=int, default=2000, help="battles per process")
     parser.add_argument("--pg", help="PostgreSQL URL to benchmark as well (a fresh schema is used)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
-    parser.add_argument("--pgbench", action="store_true", help="with --pg: also the server's ceiling (pgbench)")
     parser.add_argument(
-        "--store-only", action="store_true", help="call Store.start_battle, add_turn and record_vote alone (no battle code)"
+        "--pgbench", action="store_true", help="with --pg: also the server's ceiling (pgbench)"
+    )
+    parser.add_argument(
+        "--store-only",
+        action="store_true",
+        help="call Store.start_battle, add_turn and record_vote alone (no battle code)",
     )
     args = parser.parse_args()
     ok = True
@@ -261,9 +278,16 @@ def main() -> int:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         sep = "&" if "?" in args.pg else "?"
         try:
-            ok &= run(f"{args.pg}{sep}options=-csearch_path%3D{schema}", args.processes, args.battles, args.store_only)
+            ok &= run(
+                f"{args.pg}{sep}options=-csearch_path%3D{schema}",
+                args.processes,
+                args.battles,
+                args.store_only,
+            )
             if args.pgbench:
-                run_pgbench(f"{args.pg}{sep}options=-csearch_path%3D{schema}", args.processes, args.battles)
+                run_pgbench(
+                    f"{args.pg}{sep}options=-csearch_path%3D{schema}", args.processes, args.battles
+                )
         finally:
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

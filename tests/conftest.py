@@ -32,7 +32,10 @@ def skip_or_fail(reason: str, *, allow_module_level: bool = False) -> None:
     provides every requirement and a skip there would hide a broken setup."""
     __tracebackhide__ = True  # a skip is reported at the caller's line, not here
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: CI provides this, so the test fails instead of skipping)", pytrace=False)
+        pytest.fail(
+            f"{reason} (CI=true: CI provides this, so the test fails instead of skipping)",
+            pytrace=False,
+        )
     pytest.skip(reason, allow_module_level=allow_module_level)
 
 

@@ -63,36 +63,71 @@ def write_at_0001(engine, carried: list[tuple[str, str, str]], answers: list[str
     expected = {}
     with engine.begin() as conn:
         conn.execute(
-            insert(images).values(sha256="0" * 64, format="PNG", width=1, height=1, data=b"png", created_at=now)
+            insert(images).values(
+                sha256="0" * 64, format="PNG", width=1, height=1, data=b"png", created_at=now
+            )
         )
         for i, ((a, b, mode), answer) in enumerate(zip(carried, answers, strict=True)):
             bid = f"old{i:029d}"
             conn.execute(
                 insert(battles).values(
-                    id=bid, created_at=now, mode=mode, model_a=a, model_b=b, image_sha256="0" * 64,
-                    session_id="s-old", source="arena", question_id=None,
+                    id=bid,
+                    created_at=now,
+                    mode=mode,
+                    model_a=a,
+                    model_b=b,
+                    image_sha256="0" * 64,
+                    session_id="s-old",
+                    source="arena",
+                    question_id=None,
                 )
             )
             conn.execute(
                 insert(turns).values(
-                    battle_id=bid, idx=0, created_at=now, prompt="what?", answer_a=answer, error_a=None,
-                    answer_b="right", error_b=None, ttft_a=0.1, ttft_b=0.1, total_a=0.2, total_b=0.2,
-                    tokens_a=3, tokens_b=3,
+                    battle_id=bid,
+                    idx=0,
+                    created_at=now,
+                    prompt="what?",
+                    answer_a=answer,
+                    error_a=None,
+                    answer_b="right",
+                    error_b=None,
+                    ttft_a=0.1,
+                    ttft_b=0.1,
+                    total_a=0.2,
+                    total_b=0.2,
+                    tokens_a=3,
+                    tokens_b=3,
                 )
             )
-            conn.execute(insert(votes).values(battle_id=bid, outcome="a", created_at=now, voter_id=None))
+            conn.execute(
+                insert(votes).values(battle_id=bid, outcome="a", created_at=now, voter_id=None)
+            )
             expected[bid] = (a, b, mode)
     return expected
 
 
 def answered_battle(
-    store, *, mode, model_a, model_b, image, prompt, result_a, result_b, session_id=None, voter_id=None, client_key=None
+    store,
+    *,
+    mode,
+    model_a,
+    model_b,
+    image,
+    prompt,
+    result_a,
+    result_b,
+    session_id=None,
+    voter_id=None,
+    client_key=None,
 ) -> str:
     """A battle with its first turn answered, stored the way the page stores it: the battle's
     slot first (Store.start_battle), then the turn. Returns the battle id."""
     from arena.kinds import Requester
 
     requester = Requester(session_id=session_id, voter_id=voter_id, client_key=client_key)
-    battle_id = store.start_battle(mode=mode, model_a=model_a, model_b=model_b, image=image, requester=requester)
+    battle_id = store.start_battle(
+        mode=mode, model_a=model_a, model_b=model_b, image=image, requester=requester
+    )
     store.add_turn(battle_id, prompt, result_a, result_b)
     return battle_id

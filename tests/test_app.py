@@ -28,7 +28,9 @@ def app_env(demo_models_dir, tmp_path, monkeypatch):
 
 def texts(at) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [s.value for s in at.success]
+    parts += (
+        [e.value for e in at.error] + [w.value for w in at.warning] + [s.value for s in at.success]
+    )
     return "\n".join(str(p) for p in parts)
 
 
@@ -59,7 +61,13 @@ def test_battle_vote_reveal_and_leaderboard(app_env):
     at.button(key="vote_a").click().run()
     assert not at.exception
     with store.engine.connect() as conn:
-        rows = list(conn.execute(select(votes.c.outcome, battles.c.model_a, battles.c.mode, votes.c.voter_id).join(battles)))
+        rows = list(
+            conn.execute(
+                select(votes.c.outcome, battles.c.model_a, battles.c.mode, votes.c.voter_id).join(
+                    battles
+                )
+            )
+        )
     assert rows == [("a", battle.spec_a.id, "anonymous", f"session:{at.session_state.session_id}")]
     page = texts(at)
     assert battle.spec_a.display_name in page and battle.spec_b.display_name in page  # revealed
@@ -100,7 +108,10 @@ def test_bad_upload_and_empty_prompt_store_nothing(app_env):
 def test_named_mode_shows_names_and_follow_up(app_env):
     store = app_env
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.user = {"is_logged_in": True, "email": "ann@example.com"}  # Streamlit authentication configured
+    at.user = {
+        "is_logged_in": True,
+        "email": "ann@example.com",
+    }  # Streamlit authentication configured
     at.run()
     at.radio(key="mode").set_value("named").run()
     at.selectbox(key="named_a").set_value("tiny-llava")
@@ -130,7 +141,9 @@ def test_broken_registry_is_one_line_in_the_page(tmp_path, monkeypatch):
     assert "unknown backend 'nope'" in at.error[0].value
 
 
-def test_local_model_against_served_model(demo_models_dir, serve_url, llava_spec, tmp_path, monkeypatch):
+def test_local_model_against_served_model(
+    demo_models_dir, serve_url, llava_spec, tmp_path, monkeypatch
+):
     """A battle in the page between a local model and one behind `transformers serve`."""
     import yaml
 
@@ -215,7 +228,9 @@ def test_first_load_shows_a_status_not_a_frozen_page():
 
     at = AppTest.from_function(page).run()
     assert not at.exception
-    assert [s.label for s in at.status] == ["Loading Model A for the first time (downloading it if needed)…"]
+    assert [s.label for s in at.status] == [
+        "Loading Model A for the first time (downloading it if needed)…"
+    ]
     assert at.markdown[0].value == "⏳ Model B is thinking…"
 
 

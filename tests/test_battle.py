@@ -32,7 +32,9 @@ ME = Requester(session_id="s", voter_id="v")
 def demo_registry(demo_models_dir, tmp_path_factory):
     # the demo models plus one entry whose directory does not exist
     data = yaml.safe_load((demo_models_dir / "models.yaml").read_text())
-    data["models"].append({"id": "missing-model", "backend": "transformers", "model": "./no-such-dir", "weight": 0})
+    data["models"].append(
+        {"id": "missing-model", "backend": "transformers", "model": "./no-such-dir", "weight": 0}
+    )
     path = demo_models_dir / "models-with-missing.yaml"
     path.write_text(yaml.safe_dump(data))
     return load_registry(path)
@@ -159,7 +161,11 @@ def test_worker_killed_during_a_battle_restarts_on_next_request(demo_registry, b
             killed.set()
     result_a, result_b = battle.results[0]
     assert result_a.ok
-    assert result_b.error and "worker process died" in result_b.error and "tiny-idefics3" in result_b.error
+    assert (
+        result_b.error
+        and "worker process died" in result_b.error
+        and "tiny-idefics3" in result_b.error
+    )
     again = new_battle(demo_registry, image)
     run(backends, again, "Are you back?")
     assert again.results[0][1].ok
@@ -172,7 +178,9 @@ class RaisesMidStream(LocalBackend):
     def generate(self, messages):
         for i, piece in enumerate(super().generate(messages)):
             if i == 2:
-                raise ModelError(self.spec.id, "CUDA error: an illegal memory access was encountered")
+                raise ModelError(
+                    self.spec.id, "CUDA error: an illegal memory access was encountered"
+                )
             yield piece
 
 
@@ -186,7 +194,9 @@ def test_model_raising_mid_stream(demo_registry, image, tmp_path):
         flow.start(store, battle, ME)
         run(pool, battle, "Go")
         broken, fine = battle.results[0]
-        assert broken.error and "illegal memory access" in broken.error and broken.answer  # partial text kept
+        assert (
+            broken.error and "illegal memory access" in broken.error and broken.answer
+        )  # partial text kept
         assert fine.ok
         flow.save_turn(store, battle)
         with pytest.raises(InputError, match="Both answers"):
@@ -231,14 +241,18 @@ def _scripted_pool(registry) -> Backends:
 
 
 @pytest.mark.parametrize("blank", ["", "   ", "\n\n", "\t", "\u00a0", " \u00a0\r\n"], ids=repr)
-def test_an_answer_of_only_whitespace_is_an_error_on_that_side(demo_registry, image, tmp_path, blank):
+def test_an_answer_of_only_whitespace_is_an_error_on_that_side(
+    demo_registry, image, tmp_path, blank
+):
     pool = _scripted_pool(demo_registry)
     store = Store.open(Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}"))
     battle = new_battle(demo_registry, image)
     flow.start(store, battle, ME)
     run(pool, battle, blank)
     for result in battle.results[0]:
-        assert result.error is not None and result.error.endswith("failed: it returned an empty answer")
+        assert result.error is not None and result.error.endswith(
+            "failed: it returned an empty answer"
+        )
         assert not result.ok and result.answer == blank
     flow.save_turn(store, battle)
     assert not battle.can_vote
@@ -246,7 +260,9 @@ def test_an_answer_of_only_whitespace_is_an_error_on_that_side(demo_registry, im
     pool.close()
 
 
-def test_sessions_battling_one_model_at_once_keep_their_own_token_counts(demo_registry, image, tmp_path):
+def test_sessions_battling_one_model_at_once_keep_their_own_token_counts(
+    demo_registry, image, tmp_path
+):
     """Backends are shared by every session: each stored turn has its own answer's token count."""
     pool = _scripted_pool(demo_registry)
     store = Store.open(Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}"))
@@ -258,7 +274,9 @@ def test_sessions_battling_one_model_at_once_keep_their_own_token_counts(demo_re
         run(pool, battle, prompt)
         flow.save_turn(store, battle)
 
-    threads = [threading.Thread(target=play, args=pair) for pair in zip(battles, prompts, strict=True)]
+    threads = [
+        threading.Thread(target=play, args=pair) for pair in zip(battles, prompts, strict=True)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -8,7 +8,9 @@ from arena.battle import Battle, SideResult, answer_finished
 from arena.kinds import Mode, Outcome
 from arena.registry import TransformersSpec
 
-SPEC = TransformersSpec(backend="transformers", id="llava-ov", name="LLaVA OV", model="llava-hf/llava-ov-hf")
+SPEC = TransformersSpec(
+    backend="transformers", id="llava-ov", name="LLaVA OV", model="llava-hf/llava-ov-hf"
+)
 OTHER = TransformersSpec(backend="transformers", id="smol", name="Smol", model="org/smol")
 ERROR = "Model 'llava-ov' failed: 'llava-hf/llava-ov-hf' is not in the cache (LLaVA OV)"
 
@@ -50,7 +52,13 @@ def test_mode_is_an_enum_even_when_given_as_text():
 
 @pytest.mark.parametrize(
     ("answer", "error", "finished"),
-    [("yes", None, True), (" \u00a0yes\n", None, True), ("yes", "boom", False), (None, None, False), ("\t\n", None, False)],
+    [
+        ("yes", None, True),
+        (" \u00a0yes\n", None, True),
+        ("yes", "boom", False),
+        (None, None, False),
+        ("\t\n", None, False),
+    ],
 )
 def test_answer_finished(answer, error, finished):
     assert answer_finished(answer, error) is finished

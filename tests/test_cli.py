@@ -23,13 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def arena(*args, env=None, timeout=300):
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "arena", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "arena", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 @pytest.fixture
 def cli_env(demo_models_dir, tmp_path):
-    return {"ARENA_MODELS": str(demo_models_dir / "models.yaml"), "ARENA_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    return {
+        "ARENA_MODELS": str(demo_models_dir / "models.yaml"),
+        "ARENA_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+    }
 
 
 @pytest.fixture
@@ -40,19 +48,34 @@ def image_file(tmp_path):
 
 
 def test_ask_streams_an_answer(cli_env, image_file):
-    out = arena("ask", "--model", "tiny-llava", "--image", str(image_file), "--prompt", "What?", env=cli_env)
+    out = arena(
+        "ask", "--model", "tiny-llava", "--image", str(image_file), "--prompt", "What?", env=cli_env
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
 
 
 def test_battle_stores_and_votes(cli_env, image_file):
     out = arena(
-        "battle", "--image", str(image_file), "--prompt", "Describe", "--models", "tiny-llava", "tiny-paligemma",
-        "--vote", "b", env=cli_env,
+        "battle",
+        "--image",
+        str(image_file),
+        "--prompt",
+        "Describe",
+        "--models",
+        "tiny-llava",
+        "tiny-paligemma",
+        "--vote",
+        "b",
+        env=cli_env,
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert (result["model_a"], result["model_b"], result["vote"]) == ("tiny-llava", "tiny-paligemma", "b")
+    assert (result["model_a"], result["model_b"], result["vote"]) == (
+        "tiny-llava",
+        "tiny-paligemma",
+        "b",
+    )
     assert result["answer_a"] and result["answer_b"]
     store = Store.open(Settings(db_url=cli_env["ARENA_DB_URL"]))
     row = stored_battle(store, result["battle_id"])
@@ -83,11 +106,23 @@ def test_check_models_reports_each(demo_models_dir, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (("ask", "--model", "tiny-llava", "--image", "{bad}", "--prompt", "x"), "not a supported image"),
+        (
+            ("ask", "--model", "tiny-llava", "--image", "{bad}", "--prompt", "x"),
+            "not a supported image",
+        ),
         (("ask", "--model", "tiny-llava", "--image", "{img}", "--prompt", "  "), "prompt is empty"),
-        (("ask", "--model", "nope", "--image", "{img}", "--prompt", "x"), "no model with id 'nope'"),
-        (("ask", "--model", "tiny-llava", "--image", "/no/such.png", "--prompt", "x"), "cannot read the image"),
-        (("battle", "--image", "{img}", "--prompt", "x", "--models", "tiny-llava", "tiny-llava"), "two different"),
+        (
+            ("ask", "--model", "nope", "--image", "{img}", "--prompt", "x"),
+            "no model with id 'nope'",
+        ),
+        (
+            ("ask", "--model", "tiny-llava", "--image", "/no/such.png", "--prompt", "x"),
+            "cannot read the image",
+        ),
+        (
+            ("battle", "--image", "{img}", "--prompt", "x", "--models", "tiny-llava", "tiny-llava"),
+            "two different",
+        ),
     ],
 )
 def test_errors_are_one_line(cli_env, image_file, tmp_path, args, message):
@@ -103,8 +138,12 @@ def test_errors_are_one_line(cli_env, image_file, tmp_path, args, message):
 def test_broken_registry_env(tmp_path, image_file):
     bad = tmp_path / "models.yaml"
     bad.write_text("models:\n  - id: a\n    model: x\n    weight: -2\n")
-    out = arena("battle", "--image", str(image_file), "--prompt", "x", env={"ARENA_MODELS": str(bad)})
-    assert out.returncode == 1 and "field 'weight'" in out.stderr and len(out.stderr.splitlines()) == 1
+    out = arena(
+        "battle", "--image", str(image_file), "--prompt", "x", env={"ARENA_MODELS": str(bad)}
+    )
+    assert (
+        out.returncode == 1 and "field 'weight'" in out.stderr and len(out.stderr.splitlines()) == 1
+    )
 
 
 def test_demo_models_command(tmp_path):
@@ -119,9 +158,24 @@ def test_check_models_reports_served_models(demo_models_dir, serve_url, llava_sp
         yaml.safe_dump(
             {
                 "models": [
-                    {"id": "served", "backend": "openai", "base_url": serve_url, "model": llava_spec.model},
-                    {"id": "unknown-name", "backend": "openai", "base_url": serve_url, "model": "no-such-model"},
-                    {"id": "down", "backend": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "x"},
+                    {
+                        "id": "served",
+                        "backend": "openai",
+                        "base_url": serve_url,
+                        "model": llava_spec.model,
+                    },
+                    {
+                        "id": "unknown-name",
+                        "backend": "openai",
+                        "base_url": serve_url,
+                        "model": "no-such-model",
+                    },
+                    {
+                        "id": "down",
+                        "backend": "openai",
+                        "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                        "model": "x",
+                    },
                 ]
             }
         )
@@ -160,7 +214,9 @@ def test_a_database_refusal_is_one_line(tmp_path):
             )
         )
     votes_file = tmp_path / "votes.jsonl"
-    votes_file.write_text(json.dumps({"model_a": "refused", "model_b": "b", "winner": "tie"}) + "\n")
+    votes_file.write_text(
+        json.dumps({"model_a": "refused", "model_b": "b", "winner": "tie"}) + "\n"
+    )
     out = arena("import", str(votes_file), env={"ARENA_DB_URL": db_url})
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip() == "error: the database refused it: refused by the database"

@@ -164,7 +164,9 @@ def test_defaults_are_allowed_and_readme_lists_every_setting():
     for name, default, _help in describe():
         row = re.search(rf"^\| `{name}` \| (.+?) \|", readme, re.MULTILINE)
         assert row, f"README's settings table lacks {name}"
-        assert row.group(1).strip("`") == {"True": "true", "False": "false"}.get(default, default), name
+        assert row.group(1).strip("`") == {"True": "true", "False": "false"}.get(
+            default, default
+        ), name
 
 
 def cli(*args, env):

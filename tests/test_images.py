@@ -27,7 +27,9 @@ def png_header_only(width: int, height: int) -> bytes:
     """A valid PNG signature and IHDR claiming a huge size, with no real pixel data."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 4096)
@@ -58,7 +60,17 @@ def test_accepted_formats(fmt):
         (b"\x00" * (1024 * 1024 + 1), "over the 1 MB limit"),
         (encode(RGB, "TIFF"), "not a supported image"),
     ],
-    ids=["zero-bytes", "text", "pdf", "truncated-png", "truncated-jpeg", "decompression-bomb", "over-pixel-setting", "too-large-file", "tiff"],
+    ids=[
+        "zero-bytes",
+        "text",
+        "pdf",
+        "truncated-png",
+        "truncated-jpeg",
+        "decompression-bomb",
+        "over-pixel-setting",
+        "too-large-file",
+        "tiff",
+    ],
 )
 def test_bad_files(data, message):
     with pytest.raises(InputError, match=message) as info:
@@ -111,7 +123,10 @@ def test_downscaled_to_max_side():
     assert (checked.width, checked.height) == (1000, 500)  # the stored file keeps its size
 
 
-@pytest.mark.parametrize("prompt,message", [("", "empty"), ("   \n ", "empty"), (None, "empty"), ("x" * 51, "over the 50 limit")])
+@pytest.mark.parametrize(
+    "prompt,message",
+    [("", "empty"), ("   \n ", "empty"), (None, "empty"), ("x" * 51, "over the 50 limit")],
+)
 def test_bad_prompts(prompt, message):
     with pytest.raises(InputError, match=message):
         check_prompt(prompt, SETTINGS)
@@ -130,9 +145,13 @@ def test_a_tiny_upload_limit_counts_kilobytes_and_spares_the_shipped_samples():
         check_image(data, tiny, "x.png")
     assert check_image(data, tiny, "x.png", upload=False).image.size == (200, 200)
     for sample in SAMPLES:  # a sample is not an upload: only the pixel and side limits apply
-        checked = check_image((SAMPLES_DIR / sample.file).read_bytes(), tiny, sample.file, upload=False)
+        checked = check_image(
+            (SAMPLES_DIR / sample.file).read_bytes(), tiny, sample.file, upload=False
+        )
         assert checked.image.size == (checked.width, checked.height)
     lowest = Settings(max_pixels=4096, max_image_side=64)  # the lowest values allowed
     with pytest.raises(InputError, match="megapixel limit"):
-        check_image((SAMPLES_DIR / SAMPLES[0].file).read_bytes(), lowest, SAMPLES[0].file, upload=False)
+        check_image(
+            (SAMPLES_DIR / SAMPLES[0].file).read_bytes(), lowest, SAMPLES[0].file, upload=False
+        )
     assert max(check_image(encode(RGB.resize((64, 64)), "PNG"), lowest, "x").image.size) == 64

@@ -70,19 +70,46 @@ def test_pairs_are_drawn_by_weight_in_random_order(tmp_path):
         ("models:\n  - id: a\n    model: x\n  bad indent: [\n", r"YAML error at line"),
         ("models: []\n", r"'models:' list"),
         ("just text\n", r"'models:' list"),
-        ("models:\n  - id: a\n    backend: tensorflow\n    model: x\n", r"entry 1 \(id 'a'\): field 'backend': unknown backend 'tensorflow'"),
-        ("models:\n  - id: a\n    backend: transformers\n", r"entry 1 \(id 'a'\): field 'model': is required"),
-        ("models:\n  - id: a\n    model: x\n  - id: a\n    model: y\n", r"entry 2: field 'id': duplicate id 'a'"),
-        ("models:\n  - id: a\n    model: x\n    weight: -1\n", r"field 'weight': .*greater than or equal to 0"),
-        ("models:\n  - id: a\n    model: x\n    wieght: 2\n", r"field 'wieght': is not a known field"),
+        (
+            "models:\n  - id: a\n    backend: tensorflow\n    model: x\n",
+            r"entry 1 \(id 'a'\): field 'backend': unknown backend 'tensorflow'",
+        ),
+        (
+            "models:\n  - id: a\n    backend: transformers\n",
+            r"entry 1 \(id 'a'\): field 'model': is required",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n  - id: a\n    model: y\n",
+            r"entry 2: field 'id': duplicate id 'a'",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    weight: -1\n",
+            r"field 'weight': .*greater than or equal to 0",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    wieght: 2\n",
+            r"field 'wieght': is not a known field",
+        ),
         ("models:\n  - id: a\n    model: x\n    temperature: hot\n", r"field 'temperature'"),
         ("models:\n  - id: a\n    model: x\n    device: tpu\n", r"field 'device'"),
         ("models:\n  - model: x\n", r"entry 1: field 'id': is required"),
-        ("models:\n  - id: s\n    backend: openai\n    model: x\n", r"field 'base_url': is required"),
-        ("models:\n  - id: s\n    backend: openai\n    model: x\n    base_url: ftp://x\n", r"field 'base_url'"),
-        ("models:\n  - id: s\n    backend: openai\n    model: x\n    base_url: http://x\n    api_key: sk-123\n", r"field 'api_key': is not a known field"),
+        (
+            "models:\n  - id: s\n    backend: openai\n    model: x\n",
+            r"field 'base_url': is required",
+        ),
+        (
+            "models:\n  - id: s\n    backend: openai\n    model: x\n    base_url: ftp://x\n",
+            r"field 'base_url'",
+        ),
+        (
+            "models:\n  - id: s\n    backend: openai\n    model: x\n    base_url: http://x\n    api_key: sk-123\n",
+            r"field 'api_key': is not a known field",
+        ),
         ("models:\n  - 42\n", r"entry 1: expected a mapping"),
-        ("models:\n  - id: off\n    model: x\n", r"field 'id': YAML read False, not text: put the value in quotes"),
+        (
+            "models:\n  - id: off\n    model: x\n",
+            r"field 'id': YAML read False, not text: put the value in quotes",
+        ),
     ],
 )
 def test_broken_registries(tmp_path, text, message):
@@ -108,6 +135,11 @@ def test_anonymous_battles_need_two_models(tmp_path):
 
 def test_local_directories_resolve_next_to_the_registry(tmp_path):
     (tmp_path / "tiny").mkdir()
-    reg = load_registry(write(tmp_path, "models:\n  - id: a\n    model: ./tiny\n  - id: b\n    model: tiny\n  - id: c\n    model: org/hub\n"))
+    reg = load_registry(
+        write(
+            tmp_path,
+            "models:\n  - id: a\n    model: ./tiny\n  - id: b\n    model: tiny\n  - id: c\n    model: org/hub\n",
+        )
+    )
     assert reg.get("a").model == str(tmp_path / "tiny") == reg.get("b").model
     assert reg.get("c").model == "org/hub"

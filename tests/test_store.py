@@ -35,10 +35,20 @@ def _battle(store, settings, session="s1", a=OK_A, b=OK_B, image=None, mode="ano
 def test_battle_row_holds_everything(store, settings):
     bid = _battle(store, settings)
     row = stored_battle(store, bid)
-    assert (row["mode"], row["model_a"], row["model_b"], row["session_id"]) == ("anonymous", "m1", "m2", "s1")
+    assert (row["mode"], row["model_a"], row["model_b"], row["session_id"]) == (
+        "anonymous",
+        "m1",
+        "m2",
+        "s1",
+    )
     turn = row["turns"][0]
     assert turn["prompt"] == "what?"
-    assert (turn["answer_a"], turn["answer_b"], turn["tokens_a"], turn["tokens_b"]) == ("left answer", "right answer", 7, 9)
+    assert (turn["answer_a"], turn["answer_b"], turn["tokens_a"], turn["tokens_b"]) == (
+        "left answer",
+        "right answer",
+        7,
+        9,
+    )
     assert turn["ttft_a"] == pytest.approx(0.1) and turn["total_b"] == pytest.approx(0.6)
     assert row["vote"] is None
     with store.engine.connect() as conn:
@@ -67,7 +77,15 @@ def test_database_enforces_unique_vote(store, settings):
     from sqlalchemy.exc import IntegrityError
 
     bid = _battle(store, settings)
-    row = dict(battle_id=bid, outcome="a", created_at=datetime.now(UTC), voter_id=None, model_a="m1", model_b="m2", mode="anonymous")
+    row = dict(
+        battle_id=bid,
+        outcome="a",
+        created_at=datetime.now(UTC),
+        voter_id=None,
+        model_a="m1",
+        model_b="m2",
+        mode="anonymous",
+    )
     with store.engine.begin() as conn:
         conn.execute(insert(votes).values(**row))
     with pytest.raises(IntegrityError), store.engine.begin() as conn:
@@ -167,7 +185,9 @@ def test_rate_limits_hold_in_the_database(db_url, tmp_path):
     settings = Settings(db_url=db_url, battles_per_minute=2, votes_per_hour=1)
     store = Store.open(settings)
     ids = [_battle(store, settings, session="fast") for _ in range(2)]
-    with pytest.raises(RateLimited, match="at most 2 battles per minute from this browser tab") as refused:
+    with pytest.raises(
+        RateLimited, match="at most 2 battles per minute from this browser tab"
+    ) as refused:
         _battle(store, settings, session="fast")
     assert re.search(r"next one is possible in \d+ s \(at \d\d:\d\d:\d\d UTC\)", str(refused.value))
     assert "2 battles per minute" in str(store.battle_refusal(Requester(session_id="fast")))
@@ -191,10 +211,25 @@ def _limits(**limits) -> dict:
     ("limits", "first", "second", "refused"),
     [
         # a reload is a new tab: the client key still counts it
-        (_limits(client_battles_per_minute=1), ("s1", "session:s1", "k1"), ("s2", "session:s2", "k1"), "your network address"),
-        (_limits(client_battles_per_minute=1), ("s1", "session:s1", "k1"), ("s2", "session:s2", "k2"), None),
+        (
+            _limits(client_battles_per_minute=1),
+            ("s1", "session:s1", "k1"),
+            ("s2", "session:s2", "k1"),
+            "your network address",
+        ),
+        (
+            _limits(client_battles_per_minute=1),
+            ("s1", "session:s1", "k1"),
+            ("s2", "session:s2", "k2"),
+            None,
+        ),
         # a logged-in user in two tabs
-        (_limits(battles_per_minute=1), ("s1", "user:a@x", "k1"), ("s2", "user:a@x", "k2"), "from you"),
+        (
+            _limits(battles_per_minute=1),
+            ("s1", "user:a@x", "k1"),
+            ("s2", "user:a@x", "k2"),
+            "from you",
+        ),
         (_limits(battles_per_minute=1), ("s1", "user:a@x", "k1"), ("s2", "user:b@x", "k1"), None),
     ],
 )
@@ -206,7 +241,9 @@ def test_every_battle_limit_that_applies_must_have_room(db_url, limits, first, s
     def start(who):
         session, voter, client = who
         requester = Requester(session_id=session, voter_id=voter, client_key=client)
-        return store.start_battle(mode="anonymous", model_a="m1", model_b="m2", image=image, requester=requester)
+        return store.start_battle(
+            mode="anonymous", model_a="m1", model_b="m2", image=image, requester=requester
+        )
 
     start(first)
     if refused is None:
@@ -235,8 +272,15 @@ def test_every_vote_limit_counts_across_tabs(db_url, limits, message):
     tabs = [Requester(session_id=f"tab{i}", voter_id="user:a@x", client_key="k1") for i in range(3)]
     ids = [
         answered_battle(
-            store, mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
-            prompt="p", result_a=OK_A, result_b=OK_B, session_id=tab.session_id,
+            store,
+            mode="anonymous",
+            model_a="m1",
+            model_b="m2",
+            image=check_image(png_bytes(), settings),
+            prompt="p",
+            result_a=OK_A,
+            result_b=OK_B,
+            session_id=tab.session_id,
         )  # fmt: skip
         for tab in tabs
     ]
@@ -265,7 +309,12 @@ def test_a_refused_battle_leaves_nothing_behind(db_url):
 
 
 def test_leaderboard_reads_filter_votes_by_mode_and_time(store, settings):
-    for outcome, mode in [("a", "anonymous"), ("a", "anonymous"), ("tie", "anonymous"), ("b", "named")]:
+    for outcome, mode in [
+        ("a", "anonymous"),
+        ("a", "anonymous"),
+        ("tie", "anonymous"),
+        ("b", "named"),
+    ]:
         bid = _battle(store, settings, mode=mode)
         store.record_vote(bid, Outcome(outcome), Requester(session_id="s1"))
     combos, codes = store.scan_votes(VoteFilter())
@@ -321,7 +370,12 @@ def test_votes_carry_their_battles_models_and_mode(store, settings):
     )  # fmt: skip
     store.record_vote(bid, Outcome.B, Requester(session_id="s1", voter_id="v"))
     vote = stored_battle(store, bid)["vote"]
-    assert (vote["model_a"], vote["model_b"], vote["mode"], vote["outcome"]) == ("left", "right", "named", "b")
+    assert (vote["model_a"], vote["model_b"], vote["mode"], vote["outcome"]) == (
+        "left",
+        "right",
+        "named",
+        "b",
+    )
     with pytest.raises(AlreadyVoted):
         store.record_vote(bid, Outcome.A, Requester(session_id="s1", voter_id="v"))
 
@@ -341,7 +395,9 @@ def test_no_auto_upgrade_refuses_old_schema(db_url):
 
 def test_unreachable_database_is_one_line(tmp_path):
     with pytest.raises(StoreError, match="Cannot open the database"):
-        Store.open(Settings(db_url="postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"))
+        Store.open(
+            Settings(db_url="postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+        )
     with pytest.raises(StoreError, match="Cannot open the database"):
         Store.open(Settings(db_url=f"sqlite:///{tmp_path}/missing-dir/x.db"))
 
@@ -417,7 +473,9 @@ def test_dropped_postgresql_connection_is_retried(pg_url):
     admin = eng.make_engine(pg_url)
     with admin.begin() as conn:
         ended = conn.execute(
-            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'arena_drop_test'")
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'arena_drop_test'"
+            )
         ).scalar_one()
     assert ended >= 1
     store.record_vote(bid, Outcome.B, Requester(session_id="s1"))

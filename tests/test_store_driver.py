@@ -34,18 +34,33 @@ def test_rows_match_what_sqlalchemy_writes(store, settings):
     )  # fmt: skip
     after = datetime.now(UTC)
     row = stored_battle(store, bid)
-    created = row["created_at"] if row["created_at"].tzinfo else row["created_at"].replace(tzinfo=UTC)
+    created = (
+        row["created_at"] if row["created_at"].tzinfo else row["created_at"].replace(tzinfo=UTC)
+    )
     assert before <= created <= after
     turn = row["turns"][0]
-    assert (turn["ttft_a"], turn["total_a"], turn["tokens_a"], turn["error_a"]) == (0.25, 1.5, 4, None)
+    assert (turn["ttft_a"], turn["total_a"], turn["tokens_a"], turn["error_a"]) == (
+        0.25,
+        1.5,
+        4,
+        None,
+    )
     assert (turn["answer_b"], turn["error_b"]) == ("", "boom")
     assert image_data(store, image.sha256) == image.data
     # a row SQLAlchemy writes a second later sorts after it and is found by the same filter
     later = created + timedelta(seconds=1)
     with store.engine.begin() as conn:
-        conn.execute(insert(images).values(sha256="x" * 64, format="PNG", width=1, height=1, data=b"x", created_at=later))
+        conn.execute(
+            insert(images).values(
+                sha256="x" * 64, format="PNG", width=1, height=1, data=b"x", created_at=later
+            )
+        )
     with store.engine.connect() as conn:
-        newer = conn.execute(select(images.c.sha256).where(images.c.created_at > created)).scalars().all()
+        newer = (
+            conn.execute(select(images.c.sha256).where(images.c.created_at > created))
+            .scalars()
+            .all()
+        )
     assert newer == ["x" * 64]
 
 
@@ -56,8 +71,12 @@ def test_driver_errors_are_sqlalchemy_errors(store, settings):
         mode="anonymous", model_a="m1", model_b="m2", image=check_image(png_bytes(), settings),
         prompt="p", result_a=OK, result_b=OK,
     )  # fmt: skip
-    row = dict(battle_id=bid, outcome="a", voter_id=None, model_a="m1", model_b="m2", mode="anonymous")
-    plain_vote = store.writer.statement("plain vote", lambda: insert(votes).values(**row, created_at=datetime.now(UTC)))
+    row = dict(
+        battle_id=bid, outcome="a", voter_id=None, model_a="m1", model_b="m2", mode="anonymous"
+    )
+    plain_vote = store.writer.statement(
+        "plain vote", lambda: insert(votes).values(**row, created_at=datetime.now(UTC))
+    )
     store.writer.one(plain_vote, {})
     with pytest.raises(IntegrityError):  # the unique constraint: one vote per battle
         store.writer.one(plain_vote, {})
@@ -74,11 +93,17 @@ def test_failed_sqlite_write_rolls_back_everything(tmp_path):
     settings = Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}", **dict.fromkeys(LIMITS, 0))
     store = Store.open(settings)
     with store.engine.begin() as conn:  # make the battle insert fail after the image insert
-        conn.exec_driver_sql("CREATE TRIGGER no_battles BEFORE INSERT ON battles BEGIN SELECT RAISE(ABORT, 'no'); END")
+        conn.exec_driver_sql(
+            "CREATE TRIGGER no_battles BEFORE INSERT ON battles BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
     image = check_image(png_bytes(), settings)
     with pytest.raises(IntegrityError):
         store.start_battle(mode="anonymous", model_a="m1", model_b="m2", image=image)
-    assert (count_rows(store, battles), count_rows(store, images), count_rows(store, turns)) == (0, 0, 0)
+    assert (count_rows(store, battles), count_rows(store, images), count_rows(store, turns)) == (
+        0,
+        0,
+        0,
+    )
     with store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER no_battles")
     store.start_battle(mode="anonymous", model_a="m1", model_b="m2", image=image)

@@ -86,7 +86,14 @@ def test_imported_votes_carry_their_battles_models_and_mode(store, tmp_path):
     """Executemany (SQLite) and COPY (PostgreSQL) both fill the vote's copies of the battle's columns."""
     write_jsonl(tmp_path / "v.jsonl", [ROW, {**ROW, "model_a": "m3", "anony": False}])
     import_file(store, tmp_path / "v.jsonl")
-    pair = (votes.c.model_a, votes.c.model_b, votes.c.mode, battles.c.model_a, battles.c.model_b, battles.c.mode)
+    pair = (
+        votes.c.model_a,
+        votes.c.model_b,
+        votes.c.mode,
+        battles.c.model_a,
+        battles.c.model_b,
+        battles.c.mode,
+    )
     with store.engine.connect() as conn:
         rows = conn.execute(select(*pair).join_from(votes, battles)).all()
     assert sorted(r[:3] for r in rows) == [("m1", "m2", "anonymous"), ("m3", "m2", "named")]
@@ -119,8 +126,14 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_imported(store, tmp_path, 
     elif kind == "csv":
         path = tmp_path / "bad.csv"
         long_name = "m" * 201  # longer than the column: PostgreSQL would refuse it mid-import
-        path.write_text(f"model_a,model_b,winner\nm1,m2,model_a\nm1,,tie\nm1,m2,nobody\n{long_name},m2,tie\n")
-        lines = ["line 3: missing model_b", "line 4: unknown winner 'nobody'", "line 5: model_a is longer than 200"]
+        path.write_text(
+            f"model_a,model_b,winner\nm1,m2,model_a\nm1,,tie\nm1,m2,nobody\n{long_name},m2,tie\n"
+        )
+        lines = [
+            "line 3: missing model_b",
+            "line 4: unknown winner 'nobody'",
+            "line 5: model_a is longer than 200",
+        ]
     elif kind == "json-list":
         path, lines = bad_json_list(tmp_path / "bad.json")
     else:

@@ -103,5 +103,7 @@ def chat_messages(
             content.insert(0, {"type": "image", "image": image})
         messages.append({"role": "user", "content": content})
         if i < len(answers):
-            messages.append({"role": "assistant", "content": [{"type": "text", "text": answers[i]}]})
+            messages.append(
+                {"role": "assistant", "content": [{"type": "text", "text": answers[i]}]}
+            )
     return messages

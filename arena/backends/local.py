@@ -49,7 +49,9 @@ class LocalBackend(Backend):
     def __init__(self, spec, settings):
         super().__init__(spec, settings)
         self._lock = threading.Lock()
-        self._ctx = mp.get_context("spawn")  # a fresh interpreter: no forked torch or Streamlit state
+        self._ctx = mp.get_context(
+            "spawn"
+        )  # a fresh interpreter: no forked torch or Streamlit state
         self._proc = None
         self._requests = self._responses = None
         self._cancel = self._ctx.Value("q", -1)  # id of the request the consumer gave up on
@@ -81,7 +83,10 @@ class LocalBackend(Backend):
         code = self._proc.exitcode if self._proc is not None else None
         self._proc = None
         self._loaded = False
-        return ModelError(self.spec.id, f"its worker process died (exit code {code}); it restarts on the next request")
+        return ModelError(
+            self.spec.id,
+            f"its worker process died (exit code {code}); it restarts on the next request",
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -1,8 +1,8 @@
 """Battles: pick a pair, run both sides at once, store the turns and the one vote.
 
-    sides   SideResult, the "answer finished" rule, side labels and name masking (a leaf module)
-    flow    Battle, pick_models, ask, regenerate: both models answering at the same time
-    record  start, save_turn, cast_vote: the battle written through the store
+sides   SideResult, the "answer finished" rule, side labels and name masking (a leaf module)
+flow    Battle, pick_models, ask, regenerate: both models answering at the same time
+record  start, save_turn, cast_vote: the battle written through the store
 """
 
 from arena.battle.flow import Battle, Event, ask, pick_models, regenerate, run_sides

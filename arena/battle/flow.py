@@ -72,14 +72,22 @@ class Battle:
 
     @property
     def can_vote(self) -> bool:
-        return self.battle_id is not None and not self.unsaved and self.outcome is None and self.last_ok
+        return (
+            self.battle_id is not None
+            and not self.unsaved
+            and self.outcome is None
+            and self.last_ok
+        )
 
     def can_follow_up(self, max_turns: int) -> bool:
         return self.can_vote and len(self.prompts) < max_turns
 
 
 def pick_models(
-    registry: Registry, mode: Mode, models: tuple[str, str] | None = None, rng: random.Random | None = None
+    registry: Registry,
+    mode: Mode,
+    models: tuple[str, str] | None = None,
+    rng: random.Random | None = None,
 ) -> tuple[ModelSpec, ModelSpec]:
     """Anonymous: two different models drawn by weight, left/right at random. Named: the two given."""
     if Mode(mode) is Mode.ANONYMOUS and models is None:
@@ -91,7 +99,9 @@ def pick_models(
     specs = tuple(registry.get(m) for m in models)
     for spec in specs:
         if not spec.enabled:
-            raise RegistryError(f"Model '{spec.id}' is disabled in {registry.path} (enabled: false).")
+            raise RegistryError(
+                f"Model '{spec.id}' is disabled in {registry.path} (enabled: false)."
+            )
     return specs
 
 
@@ -100,7 +110,9 @@ def run_sides(backends: Backends, battle: Battle) -> Iterator[Event]:
     events: queue.SimpleQueue[Event] = queue.SimpleQueue()
     stop = threading.Event()
     for side in SIDES:
-        backends.side_threads.submit(_run_side, backends, battle.specs[side], battle.messages(side), side, events, stop)
+        backends.side_threads.submit(
+            _run_side, backends, battle.specs[side], battle.messages(side), side, events, stop
+        )
     finished = 0
     try:
         while finished < len(SIDES):

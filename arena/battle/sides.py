@@ -66,6 +66,14 @@ def masked(result: SideResult, spec, side: str, mode: Mode, voted: bool) -> Side
     if names_shown(mode, voted) or not result.error:
         return result
     error = result.error
-    for secret in sorted({spec.model, spec.id, spec.display_name}, key=len, reverse=True):  # longest first
+    for secret in sorted(
+        {spec.model, spec.id, spec.display_name}, key=len, reverse=True
+    ):  # longest first
         error = error.replace(secret, f"Model {side.upper()}")
-    return SideResult(answer=result.answer, error=error, ttft=result.ttft, total=result.total, tokens=result.tokens)
+    return SideResult(
+        answer=result.answer,
+        error=error,
+        ttft=result.ttft,
+        total=result.total,
+        tokens=result.tokens,
+    )

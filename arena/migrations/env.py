@@ -24,6 +24,8 @@ def _run(conn) -> None:
 if connection is not None:
     _run(connection)
 else:  # `alembic -x url=...` from a shell
-    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
     with create_engine(url).connect() as conn:
         _run(conn)

@@ -1,10 +1,10 @@
 """The database, behind one package: schema, migrations, engine and every query.
 
-    schema      the tables                      statements  the guarded writes, one statement each
-    refusals    why a guarded write refused     reads       the leaderboard's scans and cache keys
-    driver      hot writes on the DBAPI cursor  engine      engine, migrations, retries
-    store       Store: the one object the app and the command line use
-    transfer    import and export of votes
+schema      the tables                      statements  the guarded writes, one statement each
+refusals    why a guarded write refused     reads       the leaderboard's scans and cache keys
+driver      hot writes on the DBAPI cursor  engine      engine, migrations, retries
+store       Store: the one object the app and the command line use
+transfer    import and export of votes
 """
 
 from arena.store.reads import VoteFilter

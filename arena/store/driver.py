@@ -33,7 +33,11 @@ class DriverStatement:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         values = compiled.params  # values fixed in the statement, e.g. LIMIT 1; None for the rest
-        self._literals = {k: v for k, v in values.items() if k in compiled.binds and not compiled.binds[k].required}
+        self._literals = {
+            k: v
+            for k, v in values.items()
+            if k in compiled.binds and not compiled.binds[k].required
+        }
         self._order = compiled.positiontup  # qmark/numeric drivers (SQLite): names in order
         self._processors = {}
         for name, bind in compiled.binds.items():

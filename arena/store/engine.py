@@ -114,7 +114,9 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OperationalError):
         text = str(exc.orig).lower()
-        return any(s in text for s in ("locked", "busy", "could not serialize", "deadlock", "connection"))
+        return any(
+            s in text for s in ("locked", "busy", "could not serialize", "deadlock", "connection")
+        )
     if isinstance(exc, DBAPIError):
         code = getattr(exc.orig, "sqlstate", None)
         return code in ("40001", "40P01")
@@ -135,6 +137,8 @@ def with_retries(what: str, fn: Callable[[], T], attempts: int = 6) -> T:
                     f"({type(exc.orig).__name__}). Nothing was lost; try again."
                 ) from None
             delay = min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random())
-            log.warning("transient database error (%s), retry %d in %.2fs", exc.orig, attempt, delay)
+            log.warning(
+                "transient database error (%s), retry %d in %.2fs", exc.orig, attempt, delay
+            )
             time.sleep(delay)
     raise AssertionError("unreachable")

@@ -39,7 +39,8 @@ class Limit:
         """The rows of this key inside the window (binds: <name>_key, <name>_since)."""
         return select(func.count()).where(
             self.table.c[self.key] == bindparam(f"{self.name}_key"),
-            self.table.c.created_at >= bindparam(f"{self.name}_since", type_=self.table.c.created_at.type),
+            self.table.c.created_at
+            >= bindparam(f"{self.name}_since", type_=self.table.c.created_at.type),
         )
 
     def params(self, requester: Requester, at) -> dict:

@@ -49,7 +49,11 @@ class VoteFilter:
         return and_(True, *conds)
 
     def values(self) -> dict:
-        return {name: getattr(self, name) for name in ("since", "until") if getattr(self, name) is not None}
+        return {
+            name: getattr(self, name)
+            for name in ("since", "until")
+            if getattr(self, name) is not None
+        }
 
 
 class _Codes(dict):
@@ -60,7 +64,9 @@ class _Codes(dict):
         return code
 
 
-def scan_votes(engine: Engine, which: VoteFilter) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
+def scan_votes(
+    engine: Engine, which: VoteFilter
+) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
     """The filtered votes ordered by (created_at, id): the distinct (model_a, model_b, outcome)
     combinations, and one int64 code per vote indexing them."""
     query = (

@@ -29,14 +29,18 @@ _VOTE_FACTS = (
 _WINDOW_NAMES = {HOUR: "hour", DAY: "day"}
 
 
-def limit_refusal(conn: Connection, applied, requester: Requester, at: datetime) -> RateLimited | None:
+def limit_refusal(
+    conn: Connection, applied, requester: Requester, at: datetime
+) -> RateLimited | None:
     """The first limit in `applied` that is full for this requester, as a friendly line saying
     when the next try passes; None if every one has room now."""
     for limit, allowed in applied:
         params = limit.params(requester, at)
         n = conn.execute(limit.count(), params).scalar_one()
         if n >= allowed:
-            return RateLimited(_full(limit, allowed, _frees_at(conn, limit, params, n - allowed), at))
+            return RateLimited(
+                _full(limit, allowed, _frees_at(conn, limit, params, n - allowed), at)
+            )
     return None
 
 
@@ -101,4 +105,6 @@ def turn_refusal(conn: Connection, battle_id: str) -> VoteError | StoreError:
         return VoteError(f"Battle {battle_id} does not exist: start a new battle.")
     if conn.execute(select(func.count()).where(votes.c.battle_id == battle_id)).scalar_one():
         return AlreadyVoted(battle_id)
-    return StoreError(f"Battle {battle_id} changed while its turn was stored. Nothing was lost; ask again.")
+    return StoreError(
+        f"Battle {battle_id} changed while its turn was stored. Nothing was lost; ask again."
+    )

@@ -27,7 +27,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from arena.store.schema import VOTE_CARRIES, battles, images, turns, votes
 
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-_SIDE_KINDS = {"answer": String, "error": String, "ttft": Float, "total": Float, "tokens": Integer, "ok": Boolean}
+_SIDE_KINDS = {
+    "answer": String,
+    "error": String,
+    "ttft": Float,
+    "total": Float,
+    "tokens": Integer,
+    "ok": Boolean,
+}
 SIDE_COLUMNS = [f"{name}_{side}" for side in ("a", "b") for name in _SIDE_KINDS]
 
 
@@ -41,7 +48,11 @@ def _side_params():
 
 _THE_BATTLE = battles.c.id == bindparam("battle_id")
 _HAS_VOTE = exists(select(literal(1)).where(votes.c.battle_id == bindparam("battle_id")))
-_LAST_IDX = select(func.max(turns.c.idx)).where(turns.c.battle_id == bindparam("battle_id")).scalar_subquery()
+_LAST_IDX = (
+    select(func.max(turns.c.idx))
+    .where(turns.c.battle_id == bindparam("battle_id"))
+    .scalar_subquery()
+)
 
 
 def _under(applied) -> list:
@@ -75,7 +86,15 @@ def guarded_vote(dialect: str, owner: bool, applied):
         _param("client_key"),
         *[battles.c[name] for name in VOTE_CARRIES],
     ).where(*conditions)
-    columns = ["battle_id", "outcome", "created_at", "voter_id", "session_id", "client_key", *VOTE_CARRIES]
+    columns = [
+        "battle_id",
+        "outcome",
+        "created_at",
+        "voter_id",
+        "session_id",
+        "client_key",
+        *VOTE_CARRIES,
+    ]
     insert_vote = _INSERT[dialect](votes).from_select(columns, row)
     return insert_vote.on_conflict_do_nothing(index_elements=["battle_id"]).returning(votes.c.id)
 
@@ -111,12 +130,23 @@ def start_battle(dialect: str, applied):
     CTEs): two statements for one transaction, the second RETURNING the battle id."""
     if dialect == "postgresql":
         new_image = (
-            postgresql.insert(images).from_select(_IMAGE_COLUMNS, _image_row(applied)).on_conflict_do_nothing()
+            postgresql.insert(images)
+            .from_select(_IMAGE_COLUMNS, _image_row(applied))
+            .on_conflict_do_nothing()
         ).cte("new_image")
-        return insert(battles).from_select(_BATTLE_COLUMNS, _battle_row(applied)).returning(battles.c.id).add_cte(new_image)
+        return (
+            insert(battles)
+            .from_select(_BATTLE_COLUMNS, _battle_row(applied))
+            .returning(battles.c.id)
+            .add_cte(new_image)
+        )
     return (
-        sqlite.insert(images).from_select(_IMAGE_COLUMNS, _image_row(applied)).on_conflict_do_nothing(),
-        sqlite.insert(battles).from_select(_BATTLE_COLUMNS, _battle_row(applied)).returning(battles.c.id),
+        sqlite.insert(images)
+        .from_select(_IMAGE_COLUMNS, _image_row(applied))
+        .on_conflict_do_nothing(),
+        sqlite.insert(battles)
+        .from_select(_BATTLE_COLUMNS, _battle_row(applied))
+        .returning(battles.c.id),
     )
 
 
@@ -124,7 +154,9 @@ def guarded_turn():
     """A battle's next turn (the first one too), appended only while the battle has no vote."""
     at = _param("created_at", DateTime(timezone=True))
     next_idx = (func.coalesce(_LAST_IDX, -1) + 1).label("idx")
-    row = select(battles.c.id, next_idx, at, _param("prompt"), *_side_params()).where(_THE_BATTLE, ~_HAS_VOTE)
+    row = select(battles.c.id, next_idx, at, _param("prompt"), *_side_params()).where(
+        _THE_BATTLE, ~_HAS_VOTE
+    )
     return insert(turns).from_select(_TURN_COLUMNS, row).returning(turns.c.idx)
 
 

@@ -58,7 +58,13 @@ class Store:
     # ----- writes -------------------------------------------------------------------------
 
     def start_battle(
-        self, *, mode: Mode, model_a: str, model_b: str, image: CheckedImage, requester: Requester = _NOBODY
+        self,
+        *,
+        mode: Mode,
+        model_a: str,
+        model_b: str,
+        image: CheckedImage,
+        requester: Requester = _NOBODY,
     ) -> str:
         """A battle takes its slot when it starts, before any model runs: store the image (once
         per sha256) and the battle row, while every battle limit that applies to the requester
@@ -77,16 +83,24 @@ class Store:
         dialect = self.engine.dialect.name
         key = ("start battle", tuple((limit.name, n) for limit, n in applied))
         if dialect == "postgresql":
-            statement = self.writer.statement(key, lambda: statements.start_battle(dialect, applied))
-            written = eng.with_retries("store the battle", lambda: self.writer.one(statement, params))
+            statement = self.writer.statement(
+                key, lambda: statements.start_battle(dialect, applied)
+            )
+            written = eng.with_retries(
+                "store the battle", lambda: self.writer.one(statement, params)
+            )
         else:
             built = statements.start_battle(dialect, applied)
             pair = [self.writer.statement((*key, i), lambda s=s: s) for i, s in enumerate(built)]
-            written = self._write_or_refuse("store the battle", [(s.sql, s.params(params)) for s in pair])
+            written = self._write_or_refuse(
+                "store the battle", [(s.sql, s.params(params)) for s in pair]
+            )
         if written is None:
             with self.engine.connect() as conn:
                 refusal = refusals.limit_refusal(conn, applied, requester, stamp)
-            raise refusal or RateLimited("This arena takes no more battles right now: try again in a moment.")
+            raise refusal or RateLimited(
+                "This arena takes no more battles right now: try again in a moment."
+            )
         return battle_id
 
     def _write_or_refuse(self, what: str, bound: list[tuple[str, object]]):
@@ -108,11 +122,17 @@ class Store:
         except _Refused:  # rolled back: not even the image stays
             return None
 
-    def add_turn(self, battle_id: str, prompt: str, result_a: SideResult, result_b: SideResult) -> int:
+    def add_turn(
+        self, battle_id: str, prompt: str, result_a: SideResult, result_b: SideResult
+    ) -> int:
         """Append the next turn (the first one too) to a battle that has no vote yet; its index."""
         statement = self.writer.statement("turn", statements.guarded_turn)
         params = dict(
-            battle_id=battle_id, created_at=now(), prompt=prompt, **result_a.columns("a"), **result_b.columns("b")
+            battle_id=battle_id,
+            created_at=now(),
+            prompt=prompt,
+            **result_a.columns("a"),
+            **result_b.columns("b"),
         )
         return self._turn_write("store the turn", battle_id, statement, params)
 
@@ -126,7 +146,9 @@ class Store:
     def _turn_write(self, what: str, battle_id: str, statement, params: dict) -> int:
         try:
             row = eng.with_retries(what, lambda: self.writer.one(statement, params))
-        except IntegrityError:  # uq_turns_battle_idx: another turn of this battle at the same moment
+        except (
+            IntegrityError
+        ):  # uq_turns_battle_idx: another turn of this battle at the same moment
             row = None
         if row is not None:
             return row[0]
@@ -143,7 +165,9 @@ class Store:
         applied = limits.applying(limits.VOTE_LIMITS, self.settings, requester)
         dialect = self.engine.dialect.name
         key = ("vote", dialect, owner, tuple((limit.name, n) for limit, n in applied))
-        statement = self.writer.statement(key, lambda: statements.guarded_vote(dialect, owner, applied))
+        statement = self.writer.statement(
+            key, lambda: statements.guarded_vote(dialect, owner, applied)
+        )
         for _ in range(2):  # a second try only if no rule refused it (e.g. the hour just turned)
             stamp = now()
             params = dict(
@@ -152,13 +176,18 @@ class Store:
             )  # fmt: skip
             for limit, _ in applied:
                 params.update(limit.params(requester, stamp))
-            if eng.with_retries("store the vote", lambda p=params: self.writer.one(statement, p)) is not None:
+            if (
+                eng.with_retries("store the vote", lambda p=params: self.writer.one(statement, p))
+                is not None
+            ):
                 return
             with self.engine.connect() as conn:
                 refusal = refusals.vote_refusal(conn, battle_id, requester, owner, applied, stamp)
             if refusal is not None:
                 raise refusal
-        raise StoreError(f"The vote on battle {battle_id} was not stored. Nothing was lost; vote again.")
+        raise StoreError(
+            f"The vote on battle {battle_id} was not stored. Nothing was lost; vote again."
+        )
 
     def battle_refusal(self, requester: Requester) -> RateLimited | None:
         """Read-only: the battle limit this requester is at now, if any (the page says so before
@@ -169,7 +198,9 @@ class Store:
 
     # ----- reads for the leaderboard ------------------------------------------------------
 
-    def scan_votes(self, which: reads.VoteFilter) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
+    def scan_votes(
+        self, which: reads.VoteFilter
+    ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
         """The filtered votes in time order: distinct (model_a, model_b, outcome), one code per vote."""
         return reads.scan_votes(self.engine, which)
 

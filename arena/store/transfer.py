@@ -52,11 +52,15 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict]]:
                         try:
                             yield i, json.loads(line)
                         except json.JSONDecodeError as exc:
-                            raise TransferError(f"{path}: line {i}: not valid JSON ({exc.msg}); nothing was imported.") from None
+                            raise TransferError(
+                                f"{path}: line {i}: not valid JSON ({exc.msg}); nothing was imported."
+                            ) from None
     except OSError as exc:
         raise TransferError(f"{path}: cannot read the file ({exc.strerror}).") from None
     except UnicodeDecodeError:
-        raise TransferError(f"{path}: not UTF-8 text; export it as CSV, JSON or JSON lines.") from None
+        raise TransferError(
+            f"{path}: not UTF-8 text; export it as CSV, JSON or JSON lines."
+        ) from None
 
 
 def _json_list(text: str, path: Path) -> Iterator[tuple[int, dict]]:
@@ -65,7 +69,9 @@ def _json_list(text: str, path: Path) -> Iterator[tuple[int, dict]]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise TransferError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); nothing was imported.") from None
+        raise TransferError(
+            f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); nothing was imported."
+        ) from None
     pos = text.index("[") + 1
     for item in items:
         while text[pos] in " \t\r\n,":
@@ -111,7 +117,11 @@ _FIELD_NAMES = {"voter_id": "judge"}
 
 
 def _empty(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or str(value).strip() == ""
+    )
 
 
 def _bool(value, default: bool) -> bool:
@@ -151,8 +161,12 @@ def import_file(store: Store, path: str | Path) -> int:
             problems.append(f"line {line}: {exc}")
     if problems:
         shown = "; ".join(problems[:_MAX_REPORTED])
-        more = f"; and {len(problems) - _MAX_REPORTED} more" if len(problems) > _MAX_REPORTED else ""
-        raise TransferError(f"{path}: {len(problems)} rows have problems, nothing was imported: {shown}{more}.")
+        more = (
+            f"; and {len(problems) - _MAX_REPORTED} more" if len(problems) > _MAX_REPORTED else ""
+        )
+        raise TransferError(
+            f"{path}: {len(problems)} rows have problems, nothing was imported: {shown}{more}."
+        )
     if not rows:
         raise TransferError(f"{path}: no rows to import.")
     source = f"import:{path.name}"[:200]
@@ -199,7 +213,9 @@ def import_file(store: Store, path: str | Path) -> int:
 
     with_retries("import the votes", write)
     if store.engine.dialect.name == "postgresql":  # plan the next queries on fresh statistics,
-        with store.engine.begin() as conn:  # not on the empty tables' (PostgreSQL's bulk-load advice)
+        with (
+            store.engine.begin() as conn
+        ):  # not on the empty tables' (PostgreSQL's bulk-load advice)
             conn.execute(text("ANALYZE battles, votes"))
     return len(rows)
 
@@ -222,7 +238,9 @@ def _insert(conn, table, records: list[dict]) -> None:
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
             for record in records:
                 copy.write_row([record[c] for c in columns])
-    except psycopg.Error as exc:  # the same SQLAlchemy error an INSERT raises (with_retries reads it)
+    except (
+        psycopg.Error
+    ) as exc:  # the same SQLAlchemy error an INSERT raises (with_retries reads it)
         raise DBAPIError.instance(f"COPY {table.name}", None, exc, psycopg.Error) from exc
 
 

@@ -21,7 +21,9 @@ _REFRESH_S = 0.05  # how often a streaming answer is redrawn
 def render() -> None:
     res = resources()
     st.title("⚔️ VLM Arena")
-    st.caption("Upload an image, ask a question, and vote for the better answer. Names are revealed after the vote.")
+    st.caption(
+        "Upload an image, ask a question, and vote for the better answer. Names are revealed after the vote."
+    )
     if not login_gate(res.settings):
         return
     battle: Battle | None = st.session_state.get("battle")
@@ -41,7 +43,11 @@ def render() -> None:
         st.image(battle.image.image, width=420)
         _conversation(battle)
 
-    prompt = st.chat_input(_placeholder(battle, res.settings), key="prompt", disabled=_input_closed(battle, res.settings))
+    prompt = st.chat_input(
+        _placeholder(battle, res.settings),
+        key="prompt",
+        disabled=_input_closed(battle, res.settings),
+    )
     if prompt is not None:
         if battle is None:
             battle = _start(res, mode, models, checked, prompt)
@@ -61,7 +67,13 @@ def _mode_picker(registry):
     names = {s.id: s.display_name for s in registry.specs}
     left, right = st.columns(2)
     a = left.selectbox("Model A (left)", options, index=0, format_func=names.get, key="named_a")
-    b = right.selectbox("Model B (right)", options, index=min(1, len(options) - 1), format_func=names.get, key="named_b")
+    b = right.selectbox(
+        "Model B (right)",
+        options,
+        index=min(1, len(options) - 1),
+        format_func=names.get,
+        key="named_b",
+    )
     return mode, (a, b)
 
 
@@ -110,7 +122,9 @@ def _sample_picker(settings):
     if chosen is None:
         return None
     try:  # a sample is not an upload: the pixel and side limits apply, the upload size limit not
-        image = check_image((SAMPLES_DIR / chosen.file).read_bytes(), settings, filename=chosen.file, upload=False)
+        image = check_image(
+            (SAMPLES_DIR / chosen.file).read_bytes(), settings, filename=chosen.file, upload=False
+        )
     except ArenaError as exc:
         st.error(str(exc))
         return None
@@ -204,7 +218,9 @@ def _actions(res, battle: Battle) -> None:
         st.session_state.pop("battle", None)
         st.session_state.pop("sample", None)
         st.rerun()
-    if right.button("♻️ Regenerate", key="regenerate", disabled=battle.outcome is not None, width="stretch"):
+    if right.button(
+        "♻️ Regenerate", key="regenerate", disabled=battle.outcome is not None, width="stretch"
+    ):
         _stream(res, battle, regenerate(res.backends, battle), battle.prompts[-1])
 
 
@@ -212,7 +228,9 @@ def _vote(res, battle: Battle, outcome) -> None:
     try:
         cast_vote(res.store, battle, outcome, requester())
     except AlreadyVoted:
-        st.warning("This battle already has its vote: each battle takes one. Start a new battle to vote again.")
+        st.warning(
+            "This battle already has its vote: each battle takes one. Start a new battle to vote again."
+        )
         return
     except ArenaError as exc:
         st.error(str(exc))

@@ -58,7 +58,9 @@ def login_gate(settings: Settings) -> bool:
     instead of the arena. True when the page may go on."""
     if not settings.require_login or logged_in():
         return True
-    st.info("This arena asks you to log in before you battle or vote: each person's votes count once.")
+    st.info(
+        "This arena asks you to log in before you battle or vote: each person's votes count once."
+    )
     st.button("Log in", key="login", on_click=st.login, type="primary")
     return False
 
@@ -93,4 +95,3 @@ def voter_id() -> str:
     if logged_in():
         return f"{USER_PREFIX}{st.user.get('email') or st.user.get('sub')}"
     return f"session:{session_id()}"
-

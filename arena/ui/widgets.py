@@ -49,7 +49,10 @@ def waiting(placeholder, side: str, loading: bool) -> None:
     """What a side shows until its first words: a running status while the model downloads or
     loads for the first time, else a short note."""
     if loading:
-        placeholder.status(f"Loading Model {side.upper()} for the first time (downloading it if needed)…", state="running")
+        placeholder.status(
+            f"Loading Model {side.upper()} for the first time (downloading it if needed)…",
+            state="running",
+        )
     else:
         placeholder.markdown(f"⏳ Model {side.upper()} is thinking…")
 

@@ -53,7 +53,12 @@ def upgrade() -> None:
     op.create_table(
         "turns",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("battle_id", sa.String(32), sa.ForeignKey("battles.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "battle_id",
+            sa.String(32),
+            sa.ForeignKey("battles.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("idx", sa.Integer, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("prompt", sa.Text, nullable=False),
@@ -63,7 +68,12 @@ def upgrade() -> None:
     op.create_table(
         "votes",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("battle_id", sa.String(32), sa.ForeignKey("battles.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "battle_id",
+            sa.String(32),
+            sa.ForeignKey("battles.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("voter_id", sa.String(200), nullable=True),

@@ -25,15 +25,20 @@ BATCH = 10_000
 def upgrade() -> None:
     with op.batch_alter_table("turns") as batch:
         for side in ("a", "b"):
-            batch.add_column(sa.Column(f"ok_{side}", sa.Boolean, nullable=False, server_default=sa.false()))
+            batch.add_column(
+                sa.Column(f"ok_{side}", sa.Boolean, nullable=False, server_default=sa.false())
+            )
     turns = sa.table(
-        "turns", *map(sa.column, ("id", "answer_a", "error_a", "answer_b", "error_b", "ok_a", "ok_b"))
+        "turns",
+        *map(sa.column, ("id", "answer_a", "error_a", "answer_b", "error_b", "ok_a", "ok_b")),
     )
     conn = op.get_bind()
     total = conn.execute(sa.select(sa.func.count()).select_from(turns)).scalar_one()
     done, last = 0, None
     while True:
-        query = sa.select(turns.c.id, turns.c.answer_a, turns.c.error_a, turns.c.answer_b, turns.c.error_b)
+        query = sa.select(
+            turns.c.id, turns.c.answer_a, turns.c.error_a, turns.c.answer_b, turns.c.error_b
+        )
         if last is not None:
             query = query.where(turns.c.id > last)
         rows = conn.execute(query.order_by(turns.c.id).limit(BATCH)).all()
