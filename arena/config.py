@@ -78,7 +78,9 @@ def _setting(default, help: str, allowed: Range | None = None, *, check=None, re
 class Settings:
     db_url: str = _setting("sqlite:///arena.db", "SQLAlchemy URL of the vote database")
     models: str = _setting("models.yaml", "path of the model registry (models.yaml)")
-    db_auto_upgrade: bool = _setting(True, "run Alembic migrations to the latest schema at start-up")
+    db_auto_upgrade: bool = _setting(
+        True, "run Alembic migrations to the latest schema at start-up"
+    )
     max_upload_mb: float = _setting(
         20.0,
         "largest accepted image file, in MB (the shipped sample images are exempt)",
@@ -95,12 +97,18 @@ class Settings:
         "(the models' processors enlarge small images, so a lower value only loses detail)",
         Range(64, unit="pixels"),
     )
-    max_prompt_chars: int = _setting(4000, "longest accepted prompt, in characters", Range(1, unit="characters"))
+    max_prompt_chars: int = _setting(
+        4000, "longest accepted prompt, in characters", Range(1, unit="characters")
+    )
     max_turns: int = _setting(
-        5, "most prompts (first question plus follow-ups) in one battle", Range(1, unit="prompts per battle")
+        5,
+        "most prompts (first question plus follow-ups) in one battle",
+        Range(1, unit="prompts per battle"),
     )
     hub_timeout_s: float = _setting(
-        10.0, "Hugging Face hub request timeout, in seconds", Range(0, 3600, above=True, unit="seconds")
+        10.0,
+        "Hugging Face hub request timeout, in seconds",
+        Range(0, 3600, above=True, unit="seconds"),
     )
     generation_timeout_s: float = _setting(
         300.0,
@@ -137,7 +145,9 @@ class Settings:
         "votes one client network address may cast per day",
         Range(1, 1_000_000, zero="no limit", unit="votes per day"),
     )
-    require_login: bool = _setting(False, "battles and votes need a Streamlit login (st.login; README: [auth])")
+    require_login: bool = _setting(
+        False, "battles and votes need a Streamlit login (st.login; README: [auth])"
+    )
     secret: Secret = _setting(
         Secret(""),
         "key of the hash that client addresses are stored as (at least 16 characters; "
@@ -193,7 +203,13 @@ def describe() -> list[tuple[str, str, str]]:
     for f in fields(Settings):
         allowed = f.metadata["range"]
         help_text = f.metadata["help"] + (f"; {allowed.describe()}" if allowed else "")
-        rows.append((env_name(f.name), _num(f.default) if isinstance(f.default, float) else str(f.default), help_text))
+        rows.append(
+            (
+                env_name(f.name),
+                _num(f.default) if isinstance(f.default, float) else str(f.default),
+                help_text,
+            )
+        )
     return rows
 
 

@@ -105,7 +105,11 @@ def client_key() -> str | None:
         return None
     settings = Settings.from_env()
     key = connection_key(
-        peer, forwarded_for, _trusted(settings.trusted_proxies), _secret(settings), UVICORN_TRUST
+        peer,
+        forwarded_for,
+        _trusted(settings.trusted_proxies),
+        client_secret(settings),
+        UVICORN_TRUST,
     )
     if key is not None:
         st.session_state[STATE_KEY] = key
@@ -133,7 +137,7 @@ def _trusted(text: str) -> tuple[IPNetwork, ...]:
     return parse_trusted_proxies(text)
 
 
-def _secret(settings: Settings) -> Secret:
+def client_secret(settings: Settings) -> Secret:
     """ARENA_SECRET, else the secret file's key, read (or created) once per process."""
     if settings.secret:
         return settings.secret

@@ -14,6 +14,7 @@ from arena.errors import ArenaError, ConfigError
 from arena.kinds import USER_PREFIX, Requester
 from arena.registry import Registry, load_registry
 from arena.store import Store
+from arena.ui.client import client_key, client_secret
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Resources:
 @st.cache_resource(show_spinner="Opening the database and the model registry…")
 def _resources(settings: Settings, registry_mtime: float) -> Resources:
     registry = load_registry(settings.models)
+    client_secret(settings)  # at start-up: made once beside models.yaml, with its warning, if unset
     store = Store.open(settings)
     return Resources(settings, registry, store, Backends(registry, settings))
 
@@ -79,8 +81,9 @@ def auth_configured() -> bool:
 
 
 def requester() -> Requester:
-    """Who is asking, for the rate limits: this tab, the voter, the client's key."""
-    return Requester(session_id=session_id(), voter_id=voter_id(), client_key=None)
+    """Who is asking, for the rate limits: this tab, the voter, and the client's key (a keyed
+    hash of its address; None where there is no connection to read, e.g. under AppTest)."""
+    return Requester(session_id=session_id(), voter_id=voter_id(), client_key=client_key())
 
 
 def session_id() -> str:
