@@ -285,3 +285,36 @@ def test_a_sample_with_tiny_limits_works_or_says_why(app_env, monkeypatch):
     ]
     at.chat_input(key="prompt").set_value("How many?").run()
     assert "battle" not in at.session_state  # nothing to start from
+
+
+def test_require_login_without_auth_configured_is_one_line(app_env, monkeypatch):
+    monkeypatch.setenv("ARENA_REQUIRE_LOGIN", "true")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "ARENA_REQUIRE_LOGIN=true needs Streamlit authentication: add an [auth] section to "
+        ".streamlit/secrets.toml (README: Admin and login), or set ARENA_REQUIRE_LOGIN=false."
+    ]
+    assert not at.chat_input
+
+
+def test_require_login_offers_the_login_button_and_keys_on_the_user(app_env, monkeypatch):
+    """An [auth] section cannot be exercised here (no OIDC provider): auth_configured is
+    stubbed to say it exists; st.user is AppTest's own logged-out or logged-in user."""
+    store = app_env
+    monkeypatch.setenv("ARENA_REQUIRE_LOGIN", "true")
+    monkeypatch.setattr("arena.ui.common.auth_configured", lambda: True)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.exception
+    assert "log in before you battle or vote" in at.info[0].value
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not at.chat_input and not at.file_uploader  # nothing to battle with
+    at.user = {"is_logged_in": True, "email": "ann@example.com"}
+    at.run()
+    start_battle(at)
+    assert not at.exception
+    battle = at.session_state.battle
+    row = stored_battle(store, battle.battle_id)
+    assert row["voter_id"] == "user:ann@example.com"

@@ -82,7 +82,8 @@ def _switch_off_middlewares() -> int:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
     except ImportError:
         return 0
-    found = [obj for obj in gc.get_objects() if isinstance(obj, ProxyHeadersMiddleware)]
+    # type(), not isinstance(): isinstance reads __class__, which some lazy modules (torch) warn on
+    found = [obj for obj in gc.get_objects() if issubclass(type(obj), ProxyHeadersMiddleware)]
     for middleware in found:
         middleware.trusted_hosts = frozenset()
     return len(found)
