@@ -1,6 +1,7 @@
 """Votes that cannot be stuffed, in a real browser: limits that hold across reloads, separate
 limits per client address, spoofed X-Forwarded-For ignored, a trusted proxy honoured, and no
-client address in the database, an export or the page. On SQLite and PostgreSQL.
+client address in the database, an export or the page. On SQLite and PostgreSQL (the db_url
+fixture).
 
 A browser on this machine always connects from 127.0.0.1; the second client is a TCP relay (or
 a reverse proxy) whose connections come from 127.0.0.2 (tests/relay.py).
@@ -48,13 +49,6 @@ SPOOF = "198.51.100.9"  # what a client claims to be
 FORWARDED = "203.0.113.7"  # what the trusted proxy says the client is
 ADDRESSES = ("127.0.0.1", PROXY_HOST, SPOOF, FORWARDED)
 PROMPT = "What is in this picture?"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'arena.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture
