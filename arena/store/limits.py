@@ -35,13 +35,17 @@ class Limit:
     def value(self, requester: Requester) -> str | None:
         return getattr(requester, self.key)
 
-    def count(self):
-        """The rows of this key inside the window (binds: <name>_key, <name>_since)."""
-        return select(func.count()).where(
+    def counted(self) -> list:
+        """The conditions of the rows this limit counts (binds: <name>_key, <name>_since)."""
+        return [
             self.table.c[self.key] == bindparam(f"{self.name}_key"),
             self.table.c.created_at
             >= bindparam(f"{self.name}_since", type_=self.table.c.created_at.type),
-        )
+        ]
+
+    def count(self):
+        """How many rows this limit counts now."""
+        return select(func.count()).where(*self.counted())
 
     def params(self, requester: Requester, at) -> dict:
         return {f"{self.name}_key": self.value(requester), f"{self.name}_since": at - self.window}

@@ -46,17 +46,8 @@ def limit_refusal(
 
 def _frees_at(conn: Connection, limit: Limit, params: dict, skip: int) -> datetime | None:
     """When the counted row that must leave the window for a slot to open does leave it."""
-    table = limit.table
-    oldest = (
-        select(table.c.created_at)
-        .where(
-            table.c[limit.key] == bindparam(f"{limit.name}_key"),
-            table.c.created_at >= bindparam(f"{limit.name}_since", type_=table.c.created_at.type),
-        )
-        .order_by(table.c.created_at)
-        .offset(skip)
-        .limit(1)
-    )
+    created = limit.table.c.created_at
+    oldest = select(created).where(*limit.counted()).order_by(created).offset(skip).limit(1)
     moment = conn.execute(oldest, params).scalar()
     if moment is None:
         return None

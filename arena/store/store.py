@@ -189,13 +189,6 @@ class Store:
             f"The vote on battle {battle_id} was not stored. Nothing was lost; vote again."
         )
 
-    def battle_refusal(self, requester: Requester) -> RateLimited | None:
-        """Read-only: the battle limit this requester is at now, if any (the page says so before
-        a battle is asked for). The battle's own write is what enforces the limits."""
-        applied = limits.applying(limits.BATTLE_LIMITS, self.settings, requester)
-        with self.engine.connect() as conn:
-            return refusals.limit_refusal(conn, applied, requester, now())
-
     # ----- reads for the leaderboard ------------------------------------------------------
 
     def scan_votes(
