@@ -90,8 +90,12 @@ class Store:
                 "store the battle", lambda: self.writer.one(statement, params)
             )
         else:
-            built = statements.start_battle(dialect, applied)
-            pair = [self.writer.statement((*key, i), lambda s=s: s) for i, s in enumerate(built)]
+            pair = [  # built and compiled on first use only, like every statement here
+                self.writer.statement(
+                    (*key, i), lambda i=i: statements.start_battle(dialect, applied)[i]
+                )
+                for i in range(2)
+            ]
             written = self._write_or_refuse(
                 "store the battle", [(s.sql, s.params(params)) for s in pair]
             )
