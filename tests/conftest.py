@@ -194,3 +194,17 @@ def serve_http(handler_cls, **attributes):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium under Playwright, one per test module (browser tests call
+    tests.streamlit_server.require_browser() first, so both are there)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.streamlit_server import launch
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

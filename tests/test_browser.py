@@ -25,7 +25,6 @@ from tests.streamlit_server import (
     STEP_TIMEOUT_MS,
     ask,
     goto_battle_page,
-    launch,
     leaderboard_rows,
     open_battle_page,
     require_browser,
@@ -43,7 +42,7 @@ from tests.streamlit_server import (
 
 require_browser()
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -144,14 +143,6 @@ def server(registry, db_url, tmp_path_factory):
     }
     with streamlit_server(env, folder / "streamlit.log") as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ from tests.streamlit_server import (
     StreamlitServer,
     _stop,
     _wait_healthy,
-    launch,
     require_browser,
     server_env,
     tabs_for,
@@ -31,7 +30,6 @@ from tests.streamlit_server import (
 
 require_browser()
 
-from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.conftest import free_port  # noqa: E402
 from tests.relay import PROXY_HOST, Relay  # noqa: E402
@@ -94,14 +92,6 @@ def folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("client_keys")
     (folder / "client_key_page.py").write_text(PAGE)
     return folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def _env(folder: Path, **extra: str) -> dict[str, str]:

@@ -26,7 +26,6 @@ from tests.conftest import png_bytes
 from tests.streamlit_server import (
     REPO,
     ask,
-    launch,
     open_battle_page,
     require_browser,
     streamlit_server,
@@ -38,7 +37,7 @@ from tests.streamlit_server import (
 
 require_browser()
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from tests.relay import PROXY_HOST, Relay  # noqa: E402
 
@@ -56,14 +55,6 @@ def image(tmp_path) -> Path:
     path = tmp_path / "red.png"
     path.write_bytes(png_bytes((64, 48)))
     return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @contextlib.contextmanager
