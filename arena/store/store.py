@@ -113,10 +113,9 @@ class Store:
 
         def write():
             with self.writer.transaction() as cursor:
-                row = None
                 for sql, params in bound:
                     cursor.execute(sql, params)
-                    row = cursor.fetchone() if "RETURNING" in sql else row
+                row = cursor.fetchone()  # the last statement's RETURNING row
                 if row is None:
                     raise _Refused
                 return row
@@ -150,10 +149,8 @@ class Store:
     def _turn_write(self, what: str, battle_id: str, statement, params: dict) -> int:
         try:
             row = eng.with_retries(what, lambda: self.writer.one(statement, params))
-        except (
-            IntegrityError
-        ):  # uq_turns_battle_idx: another turn of this battle at the same moment
-            row = None
+        except IntegrityError:
+            row = None  # uq_turns_battle_idx: another turn of this battle at the same moment
         if row is not None:
             return row[0]
         with self.engine.connect() as conn:
