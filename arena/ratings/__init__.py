@@ -7,9 +7,11 @@ optionally, `(model_a, model_b, winner)` in time order for online Elo.
 """
 
 from arena.ratings.board import (
+    CI_METHODS,
     Leaderboard,
     ModelRow,
     PositionBias,
+    StyleSummary,
     compute_leaderboard,
     position_bias,
     wilson_interval,
@@ -25,11 +27,19 @@ from arena.ratings.bt import (
     bradley_terry,
     expected_score,
 )
+from arena.ratings.contextual import (
+    DEFAULT_LAMBDA,
+    FEATURES,
+    StyleBattles,
+    fit_style,
+    style_features,
+)
 from arena.ratings.counts import PairCounts, aggregate, aggregate_battles
 from arena.ratings.elo import elo_loop, online_elo
 
 __all__ = [
-    "ALPHA", "BASE", "CENTRE", "PSEUDO_COUNT", "SCALE", "Z95", "Leaderboard", "ModelRow",
+    "ALPHA", "BASE", "CENTRE", "CI_METHODS", "DEFAULT_LAMBDA", "FEATURES", "StyleBattles",
+    "StyleSummary", "fit_style", "style_features", "PSEUDO_COUNT", "SCALE", "Z95", "Leaderboard", "ModelRow",
     "PairCounts", "PositionBias", "aggregate", "aggregate_battles", "bootstrap_ratings",
     "bradley_terry", "compute_leaderboard", "elo_loop", "expected_score", "online_elo",
     "position_bias", "wilson_interval",

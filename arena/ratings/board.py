@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from arena.errors import RatingsError
 from arena.ratings.bt import (
     CENTRE,
     PSEUDO_COUNT,
@@ -18,8 +19,19 @@ from arena.ratings.bt import (
     bootstrap_ratings,
     expected_score,
 )
+from arena.ratings.contextual import (
+    DEFAULT_LAMBDA,
+    FEATURES,
+    StyleBattles,
+    bootstrap_intervals,
+    fit_style,
+    sandwich_intervals,
+)
 from arena.ratings.counts import PairCounts, aggregate
 from arena.ratings.elo import online_elo
+from arena.ratings.sandwich import sandwich_bounds
+
+CI_METHODS = ("bootstrap", "sandwich")
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float | None, ...]:
@@ -63,6 +75,23 @@ class PositionBias:
 
 
 @dataclass(frozen=True)
+class StyleSummary:
+    """What style control found: each feature's coefficient (logit per standard deviation of the
+    z-scored feature) with its 95 % interval, and the plain, unweighted ratings of the same battles."""
+
+    coefficients: dict[str, tuple[float, float, float]]  # feature -> (value, lower, upper)
+    raw_ratings: dict[str, float]
+    penalty: float  # lam on the summed loss
+    battles: int
+
+    def to_dict(self) -> dict:
+        return {
+            name: dict(zip(("coefficient", "ci_lower", "ci_upper"), values, strict=True))
+            for name, values in self.coefficients.items()
+        }
+
+
+@dataclass(frozen=True)
 class Leaderboard:
     """Rows sorted by group, then rating; matrices [i, j] follow `models` (the row order)."""
 
@@ -76,12 +105,30 @@ class Leaderboard:
     groups: list[list[str]]
     anchor: tuple[str, float] | None = None
     bootstrap_rounds: int = 0
+    ci: str = "bootstrap"
+    style: StyleSummary | None = None  # set when the ratings control for style
 
     def to_dict(self) -> dict:
-        """JSON-ready: plain numbers, None for missing values, matrices keyed by model id."""
+        """JSON-ready: plain numbers, None for missing values, matrices keyed by model id. The
+        keys of the plain bootstrap board are those it always had; sandwich intervals add `ci`,
+        style control adds `style_control`, `style_coefficients`, `style_reg` and `rating_raw`."""
         anchor = dict(zip(("model", "rating"), self.anchor, strict=True)) if self.anchor else None
+        models = [asdict(row) for row in self.rows]
+        extra: dict = {}
+        if self.ci != "bootstrap":
+            extra["ci"] = self.ci
+        if self.style is not None:
+            extra.update(
+                style_control=True,
+                style_coefficients=self.style.to_dict(),
+                style_reg=self.style.penalty,
+                style_battles=self.style.battles,
+            )
+            for model in models:
+                model["rating_raw"] = self.style.raw_ratings.get(model["model"])
         return {
-            "models": [asdict(row) for row in self.rows],
+            **extra,
+            "models": models,
             "warnings": list(self.warnings),
             "groups": [list(g) for g in self.groups],
             "position_bias": asdict(self.position_bias),
@@ -99,12 +146,16 @@ class Leaderboard:
         }
 
     def models_frame(self):
-        """The per-model table as a pandas DataFrame (same columns as ModelRow)."""
+        """The per-model table as a pandas DataFrame (ModelRow's columns, and rating_raw when the
+        ratings control for style)."""
         import pandas as pd  # only the UI needs it
 
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             [asdict(r) for r in self.rows], columns=[f.name for f in fields(ModelRow)]
         )
+        if self.style is not None:
+            frame["rating_raw"] = [self.style.raw_ratings.get(m) for m in frame["model"]]
+        return frame
 
 
 def _plain(value) -> float | int | None:
@@ -119,12 +170,20 @@ def compute_leaderboard(
     bootstrap_rounds: int = 100,
     seed: int = 0,
     anchor: tuple[str, float] | None = None,
+    ci: str = "bootstrap",
+    style: StyleBattles | None = None,
+    style_reg: float = DEFAULT_LAMBDA,
 ) -> Leaderboard:
-    """The whole board: ratings, bootstrap CIs and ranks, per-model counts, matrices, warnings.
+    """The whole board: ratings, CIs and ranks, per-model counts, matrices, warnings.
 
     `count_rows` are `(model_a, model_b, winner, count)` rows (or PairCounts); `ordered_battles`,
-    `(model_a, model_b, winner)` in time order, adds online Elo. Seeded and reproducible.
+    `(model_a, model_b, winner)` in time order, adds online Elo. `ci` is "bootstrap"
+    (`bootstrap_rounds` refits) or "sandwich". With `style` (the same battles, one row each, models
+    in the counts' order) the ratings control for style (arena.ratings.contextual) and the plain
+    ratings stay beside them. Seeded and reproducible.
     """
+    if ci not in CI_METHODS:
+        raise RatingsError(f"Unknown interval method {ci!r}; use one of {', '.join(CI_METHODS)}.")
     counts = count_rows if isinstance(count_rows, PairCounts) else aggregate(count_rows)
     elo = online_elo(ordered_battles) if ordered_battles is not None else {}
     warnings = []
@@ -132,20 +191,52 @@ def compute_leaderboard(
         warnings.append(f"Dropped {counts.self_battles} self-battle(s) where model_a == model_b.")
     if not counts.models:
         warnings.append("No votes to rate yet: the leaderboard is empty.")
-        return _board(counts, [], np.zeros(0), [], warnings, None, bootstrap_rounds)
+        return _board(counts, [], np.zeros(0), [], warnings, None, bootstrap_rounds, ci)
     if anchor is not None and anchor[0] not in counts.models:
         warnings.append(f"Anchor model '{anchor[0]}' has no votes yet; ratings are centred.")
         anchor = None
+    rounds = bootstrap_rounds if ci == "bootstrap" else 0
     fit = _fit(counts)
-    ratings = lower = upper = _to_ratings(fit, fit.theta, anchor)
-    if bootstrap_rounds > 0:
-        boot = bootstrap_ratings(counts, bootstrap_rounds, seed, anchor)
-        lower, upper = np.quantile(boot, [0.025, 0.975], axis=0)
+    summary = None
+    if style is not None:
+        fit, ratings, lower, upper, summary = _style_fit(
+            counts, fit, style, style_reg, ci, rounds, seed, anchor
+        )
+    else:
+        ratings = lower = upper = _to_ratings(fit, fit.theta, anchor)
+        if ci == "sandwich":
+            lower, upper = sandwich_bounds(counts, fit, anchor)
+        elif rounds > 0:
+            boot = bootstrap_ratings(counts, rounds, seed, anchor)
+            lower, upper = np.quantile(boot, [0.025, 0.975], axis=0)
     rows = _rows(counts, fit, ratings, lower, upper, elo)
     names = np.array(counts.models)
     groups = [names[fit.groups == k].tolist() for k in np.unique(fit.groups)]
     warnings += _fit_warnings(counts, fit, anchor)
-    return _board(counts, rows, ratings, groups, warnings, anchor, bootstrap_rounds)
+    return _board(counts, rows, ratings, groups, warnings, anchor, rounds, ci, summary)
+
+
+def _style_fit(counts, plain, style: StyleBattles, lam, ci, rounds, seed, anchor):
+    """The style-controlled fit in the plain fit's place: (fit view, ratings, lower, upper,
+    summary); the plain ratings of the same battles go into the summary."""
+    if tuple(style.models) != tuple(counts.models):
+        raise RatingsError("Style battles and vote counts must list the same models in order.")
+    fit = fit_style(style, lam)
+    if ci == "sandwich":
+        found = sandwich_intervals(fit, anchor)
+    else:
+        found = bootstrap_intervals(style, fit, max(rounds, 1), seed, anchor)
+    raw = _to_ratings(plain, plain.theta, anchor)
+    summary = StyleSummary(
+        {
+            name: (float(found.gamma[k]), float(found.gamma_lower[k]), float(found.gamma_upper[k]))
+            for k, name in enumerate(FEATURES)
+        },
+        dict(zip(counts.models, raw.tolist(), strict=True)),
+        float(lam),
+        style.size,
+    )
+    return fit.bt, found.ratings, found.lower, found.upper, summary
 
 
 def _fit_warnings(counts: PairCounts, fit: _Fit, anchor) -> list[str]:
@@ -182,7 +273,9 @@ def _rows(counts: PairCounts, fit: _Fit, ratings, lower, upper, elo) -> list[Mod
     return sorted(rows, key=lambda r: (r.group, -r.rating, r.model))
 
 
-def _board(counts, rows, ratings, groups, warnings, anchor, rounds) -> Leaderboard:
+def _board(
+    counts, rows, ratings, groups, warnings, anchor, rounds, ci="bootstrap", style=None
+) -> Leaderboard:
     order = [counts.models.index(r.model) for r in rows]
     battles = counts.battles[np.ix_(order, order)]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -193,7 +286,18 @@ def _board(counts, rows, ratings, groups, warnings, anchor, rounds) -> Leaderboa
     models = [row.model for row in rows]
     bias = position_bias(counts)
     return Leaderboard(
-        rows, models, win_rate, battles, predicted, bias, warnings, groups, anchor, rounds
+        rows,
+        models,
+        win_rate,
+        battles,
+        predicted,
+        bias,
+        warnings,
+        groups,
+        anchor,
+        rounds,
+        ci,
+        style,
     )
 
 

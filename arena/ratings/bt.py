@@ -55,6 +55,13 @@ def _repair(wins: np.ndarray, compared: np.ndarray, groups: np.ndarray):
     return wins + PSEUDO_COUNT * cross, flagged
 
 
+def laplacian(weights: np.ndarray) -> np.ndarray:
+    """diag(row sums) - W for the symmetrised pair weights W = weights + weights.T: the sum over
+    pairs of weight * (e_i - e_j)(e_i - e_j)^T (a Hessian or score covariance of pair rows)."""
+    sym = weights + weights.T
+    return np.diag(sym.sum(axis=1)) - sym
+
+
 def _loglik(wins: np.ndarray, theta: np.ndarray) -> float:
     return -float(np.sum(wins * np.logaddexp(0.0, theta[None, :] - theta[:, None])))
 
