@@ -49,6 +49,9 @@ def cmd_leaderboard(args) -> int:
         bootstrap_rounds=args.bootstrap,
         seed=args.seed,
         anchor=anchor,
+        style_control=args.style_control,
+        ci=args.ci,
+        style_reg=args.style_reg,
     )
     if args.json:
         print(json.dumps(board.to_dict(), indent=2, ensure_ascii=False))
@@ -80,15 +83,28 @@ def format_board(board) -> str:
         return f"No votes to rate ({which}): import votes or run battles first."
     lb = board.leaderboard
     last = board.last_vote.strftime("%Y-%m-%d %H:%M:%S UTC") if board.last_vote else "-"
-    lines = [f"{board.votes:,} votes ({which}) among {len(lb.rows)} models; last vote {last}", ""]
+    lines = [f"{board.votes:,} votes ({which}) among {len(lb.rows)} models; last vote {last}"]
+    if lb.style is not None:
+        lines.append(style_line(lb.style))
+    lines.append("")
     frame = lb.models_frame()
     frame["95% CI"] = [
         f"+{hi - r:.1f}/-{r - lo:.1f}"
         for r, lo, hi in zip(frame["rating"], frame["ci_lower"], frame["ci_upper"], strict=True)
     ]
-    columns = ["rank", "model", "rating", "95% CI", "elo", "votes", "wins", "losses", "ties"]
+    columns = ["rank", "model", "rating", "95% CI"]
+    if lb.style is not None:
+        frame["change"] = frame["rating"] - frame["rating_raw"]
+        columns += ["rating_raw", "change"]
+    columns += ["elo", "votes", "wins", "losses", "ties"]
     columns += ["win_rate"] + (["group"] if len(lb.groups) > 1 else [])
-    formats = {"rating": "{:.1f}".format, "elo": "{:.1f}".format, "win_rate": "{:.1%}".format}
+    formats = {
+        "rating": "{:.1f}".format,
+        "rating_raw": "{:.1f}".format,
+        "change": "{:+.1f}".format,
+        "elo": "{:.1f}".format,
+        "win_rate": "{:.1%}".format,
+    }
     table = frame[columns].to_string(index=False, formatters=formats, justify="right")
     lines.append(table)
     lines += [f"warning: {w}" for w in lb.warnings]
@@ -99,6 +115,18 @@ def format_board(board) -> str:
             f"(95% CI {bias.ci_lower:.1%} to {bias.ci_upper:.1%})"
         )
     return "\n".join(lines)
+
+
+def style_line(style) -> str:
+    """One line: what style control did, and each effect (logit per standard deviation)."""
+    effects = ", ".join(
+        f"{name} {value:+.3f} ({lo:+.3f} to {hi:+.3f})"
+        for name, (value, lo, hi) in style.coefficients.items()
+    )
+    return (
+        f"style controlled over {style.battles:,} battles (penalty {style.penalty:g}); "
+        f"style effects in logit per standard deviation: {effects}"
+    )
 
 
 def add_commands(sub) -> None:
@@ -118,6 +146,23 @@ def add_commands(sub) -> None:
     p.add_argument("--bootstrap", type=int, default=100, metavar="N", help="rounds (default 100)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="bootstrap seed (default 0)")
     p.add_argument("--anchor", metavar="MODEL=RATING", help="pin one model's rating")
+    p.add_argument(
+        "--style-control",
+        action="store_true",
+        help="control for answer length and markdown (LMArena's style control)",
+    )
+    p.add_argument(
+        "--ci",
+        choices=["sandwich", "bootstrap"],
+        help="interval method (default: sandwich with --style-control, else bootstrap)",
+    )
+    p.add_argument(
+        "--style-reg",
+        type=float,
+        default=0.5,
+        metavar="L",
+        help="L2 penalty on the style coefficients, on the summed loss (default 0.5)",
+    )
     p.add_argument("--all-battles", action="store_true", help="named battles too")
     p.add_argument("--since", metavar="DATE", help="votes from this UTC date (or date-time)")
     p.add_argument(

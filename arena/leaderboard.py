@@ -15,7 +15,15 @@ import numpy as np
 
 from arena.errors import InputError
 from arena.kinds import Outcome
-from arena.ratings import Leaderboard, aggregate, compute_leaderboard, elo_loop
+from arena.ratings import (
+    DEFAULT_LAMBDA,
+    Leaderboard,
+    StyleBattles,
+    aggregate,
+    compute_leaderboard,
+    elo_loop,
+    style_features,
+)
 from arena.store import Store, VoteFilter
 
 _LEFT_SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5, "bothbad": 0.5}  # model_a's score per Outcome value
@@ -76,13 +84,24 @@ def leaderboard_for(
     bootstrap_rounds: int = 100,
     seed: int = 0,
     anchor: tuple[str, float] | None = None,
+    *,
+    style_control: bool = False,
+    ci: str | None = None,
+    style_reg: float = DEFAULT_LAMBDA,
 ) -> Board:
     """The board over the votes that pass the filters (votes.created_at in [since, until)).
 
-    An anchor whose model has no votes under these filters is an InputError.
+    `style_control` rates the votes that carry style counts with the style-controlled fit
+    (sandwich intervals unless `ci` says "bootstrap"); the plain board's intervals are bootstrap
+    unless `ci` says "sandwich". An anchor whose model has no votes here is an InputError.
     """
     which = VoteFilter(anonymous_only, since, until)
-    scan = scan_votes(store, which)
+    if not (math.isfinite(style_reg) and style_reg >= 0):
+        raise InputError(f"--style-reg {style_reg!r}: the style penalty must be a number >= 0.")
+    if style_control:
+        scan, style, note = _style_scan(store, which)
+    else:
+        scan, style, note = scan_votes(store, which), None, None
     if anchor is not None and anchor[0] not in scan.models:
         models = sorted(scan.models)
         known = ", ".join(models[:10]) + (
@@ -91,11 +110,19 @@ def leaderboard_for(
         raise InputError(
             f"Anchor model {anchor[0]!r} has no votes here; models with votes: {known or 'none'}."
         )
+    ci = ci or ("sandwich" if style_control else "bootstrap")
     board = compute_leaderboard(
-        scan.pair_counts(), bootstrap_rounds=bootstrap_rounds, seed=seed, anchor=anchor
+        scan.pair_counts(),
+        bootstrap_rounds=bootstrap_rounds,
+        seed=seed,
+        anchor=anchor,
+        ci=ci,
+        style=style,
+        style_reg=style_reg,
     )
     elo = scan.online_elo()
-    board = replace(board, rows=[replace(row, elo=elo.get(row.model)) for row in board.rows])
+    rows = [replace(row, elo=elo.get(row.model)) for row in board.rows]
+    board = replace(board, rows=rows, warnings=board.warnings + ([note] if note else []))
     last = store.last_vote(which) if scan.votes else None
     return Board(board, scan.votes, last, anonymous_only, which.since, which.until)
 
@@ -114,6 +141,16 @@ class VoteScan:
     @property
     def models(self) -> set[str]:
         return {m for a, b, _ in self.combos for m in (a, b)}
+
+    def models_voted(self) -> set[str]:
+        """The models of the combinations that have at least one vote (not self-battles)."""
+        used = np.bincount(self.codes, minlength=len(self.combos)) > 0
+        return {
+            m
+            for (a, b, _), u in zip(self.combos, used, strict=True)
+            if u and a != b
+            for m in (a, b)
+        }
 
     def count_rows(self) -> list[tuple[str, str, str, int]]:
         """(model_a, model_b, winner label, count) for each combination that has votes."""
@@ -137,6 +174,34 @@ class VoteScan:
             left[codes].tolist(), right[codes].tolist(), score[codes].tolist(), len(ids)
         )
         return {name: rating[i] for name, i in ids.items()}
+
+
+def _style_scan(store: Store, which: VoteFilter) -> tuple[VoteScan, StyleBattles | None, str]:
+    """The filtered votes that carry style counts (self-battles dropped), as a VoteScan for the
+    plain figures and StyleBattles for the style fit over the same votes; and a note on the
+    votes left out."""
+    combos, codes, counts = store.scan_style(which)
+    keep = np.array([a != b for a, b, _ in combos], dtype=bool)
+    if len(codes):
+        mask = keep[codes]
+        codes, counts = codes[mask], counts[mask]
+    scan = VoteScan([(a, b, o.value) for a, b, o in combos], codes)
+    total, styled = store.style_votes(which)
+    note = None
+    if total > styled:
+        note = (
+            f"{total - styled} of {total} votes carry no style counts (imported without "
+            "conv_metadata) and are left out of the style-controlled ratings."
+        )
+    models = tuple(sorted(scan.models_voted()))
+    if not models:
+        return scan, None, note
+    index = {m: i for i, m in enumerate(models)}
+    left = np.array([index.get(a, -1) for a, _, _ in scan.combos], dtype=np.int64)[codes]
+    right = np.array([index.get(b, -1) for _, b, _ in scan.combos], dtype=np.int64)[codes]
+    score = np.array([_LEFT_SCORE[o] for _, _, o in scan.combos])[codes]
+    features = style_features(counts[:, :4], counts[:, 4:])
+    return scan, StyleBattles(models, left, right, score, features), note
 
 
 def scan_votes(store: Store, which: VoteFilter) -> VoteScan:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from arena.kinds import Mode
+from arena.style import count_style
 
 SIDES = ("a", "b")  # "a" is the left side ("Model A"), "b" the right one
 
@@ -44,6 +45,7 @@ class SideResult:
             f"total_{side}": self.total,
             f"tokens_{side}": self.tokens,
             f"ok_{side}": self.ok,
+            **count_style(self.answer, self.tokens).columns(side),
         }
 
 

@@ -93,6 +93,71 @@ def scan_votes(
     return combos, joined
 
 
+# The four style totals per side, summed in SQL from the stored breakdown (arena.style).
+_STYLE_TOTALS = {
+    "tokens": ("tokens",),
+    "headers": ("h1", "h2", "h3", "h4", "h5", "h6"),
+    "lists": ("ordered", "unordered"),
+    "bold": ("bold_stars", "bold_underscores"),
+}
+
+
+def _style_total(side: str, parts: tuple[str, ...]):
+    columns = [votes.c[f"style_{part}_{side}"] for part in parts]
+    total = columns[0]
+    for column in columns[1:]:
+        total = total + column
+    return total
+
+
+def scan_style(
+    engine: Engine, which: VoteFilter
+) -> tuple[list[tuple[str, str, Outcome]], np.ndarray, np.ndarray]:
+    """Like scan_votes, over the filtered votes that carry style counts: the combinations, one code
+    per vote, and per vote the style totals (length, headers, lists, bold) of side a then side b,
+    an int64 array of shape (votes, 8)."""
+    totals = [_style_total(side, parts) for side in ("a", "b") for parts in _STYLE_TOTALS.values()]
+    query = (
+        select(*totals, votes.c.model_a, votes.c.model_b, votes.c.outcome)
+        .where(which.condition(), votes.c.style_tokens_a.is_not(None))
+        .order_by(votes.c.created_at, votes.c.id)
+    )
+    statement = DriverStatement(query, engine.dialect)
+    codes = _Codes()
+    code_chunks, count_chunks = [], []
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(statement.sql, statement.params(which.values()))
+            while rows := cursor.fetchmany(_FETCH):
+                columns = list(zip(*rows, strict=True))  # one tuple per column
+                counts = np.empty((len(rows), 8), dtype=np.int64)
+                for k in range(8):
+                    counts[:, k] = columns[k]
+                count_chunks.append(counts)
+                triples = zip(columns[8], columns[9], columns[10], strict=True)
+                code_chunks.append(
+                    np.fromiter(map(codes.__getitem__, triples), np.int64, len(rows))
+                )
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+    combos = [(a, b, Outcome(o)) for a, b, o in codes]
+    if not code_chunks:
+        return combos, np.zeros(0, dtype=np.int64), np.zeros((0, 8), dtype=np.int64)
+    return combos, np.concatenate(code_chunks), np.concatenate(count_chunks)
+
+
+def style_votes(engine: Engine, which: VoteFilter) -> tuple[int, int]:
+    """(votes that pass the filter, of which carry style counts)."""
+    query = select(func.count(), func.count(votes.c.style_tokens_a)).where(which.condition())
+    with engine.connect() as conn:
+        total, styled = conn.execute(query, which.values()).one()
+    return int(total), int(styled)
+
+
 def last_vote(engine: Engine, which: VoteFilter) -> datetime | None:
     """When the newest vote that passes the filter was cast (UTC)."""
     query = (

@@ -18,7 +18,19 @@ from sqlalchemy import (
     false,
 )
 
+from arena.style import COUNTS
+
 metadata = MetaData()
+
+
+def style_columns() -> list[Column]:
+    """One side's style counts (arena.style.StyleCounts) per side: NULL means "no style data"."""
+    return [
+        Column(f"style_{name}_{side}", Integer, nullable=True)
+        for side in ("a", "b")
+        for name in COUNTS
+    ]
+
 
 images = Table(
     "images",
@@ -74,6 +86,7 @@ turns = Table(
             Column(f"ok_{side}", Boolean, nullable=False, server_default=false()),
         )
     ],
+    *style_columns(),  # this turn's answers, counted when they are stored
     UniqueConstraint("battle_id", "idx", name="uq_turns_battle_idx"),
 )
 
@@ -91,6 +104,8 @@ votes = Table(
     Column("model_a", String(200), nullable=False),
     Column("model_b", String(200), nullable=False),
     Column("mode", String(16), nullable=False),
+    # the battle's style when it was voted on: the sum over its turns (or an import's conv_metadata)
+    *style_columns(),
     UniqueConstraint("battle_id", name="uq_votes_battle"),  # one vote per battle
     Index("ix_votes_created_at", "created_at"),
     Index("ix_votes_voter_created", "voter_id", "created_at"),

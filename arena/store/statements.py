@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from arena.store.schema import VOTE_CARRIES, battles, images, turns, votes
+from arena.style import COUNTS
 
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _SIDE_KINDS = {
@@ -34,8 +35,10 @@ _SIDE_KINDS = {
     "total": Float,
     "tokens": Integer,
     "ok": Boolean,
+    **{f"style_{name}": Integer for name in COUNTS},  # arena.style.StyleCounts of the answer
 }
 SIDE_COLUMNS = [f"{name}_{side}" for side in ("a", "b") for name in _SIDE_KINDS]
+STYLE_COLUMNS = [f"style_{name}_{side}" for side in ("a", "b") for name in COUNTS]
 
 
 def _param(name: str, kind=String):
@@ -65,7 +68,8 @@ def guarded_vote(dialect: str, owner: bool, applied):
     belongs to the session when `owner`), both answers of its last turn finished (the verdict
     stored with the turn), every vote limit in `applied` has room, and the battle has no vote
     yet (ON CONFLICT DO NOTHING on the unique battle_id). The SELECT reads the battle row
-    itself, which gives the vote its copies of model_a, model_b and mode."""
+    itself, which gives the vote its copies of model_a, model_b and mode, and the sums of its
+    turns' style counts: the style of the conversation the voter judged."""
     answered = exists(
         select(literal(1)).where(
             turns.c.battle_id == bindparam("battle_id"),
@@ -77,15 +81,25 @@ def guarded_vote(dialect: str, owner: bool, applied):
     conditions = [_THE_BATTLE, answered, *_under(applied)]
     if owner:
         conditions.append(battles.c.session_id == bindparam("session_id"))
-    row = select(
-        battles.c.id,
-        _param("outcome"),
-        _param("created_at", DateTime(timezone=True)),
-        _param("voter_id"),
-        _param("session_id"),
-        _param("client_key"),
-        *[battles.c[name] for name in VOTE_CARRIES],
-    ).where(*conditions)
+    totals = (
+        select(*[func.sum(turns.c[name]).label(name) for name in STYLE_COLUMNS])
+        .where(turns.c.battle_id == bindparam("battle_id"))
+        .subquery("style_totals")
+    )  # one row: an aggregate without GROUP BY
+    row = (
+        select(
+            battles.c.id,
+            _param("outcome"),
+            _param("created_at", DateTime(timezone=True)),
+            _param("voter_id"),
+            _param("session_id"),
+            _param("client_key"),
+            *[battles.c[name] for name in VOTE_CARRIES],
+            *[totals.c[name] for name in STYLE_COLUMNS],
+        )
+        .select_from(battles.join(totals, literal(True)))
+        .where(*conditions)
+    )
     columns = [
         "battle_id",
         "outcome",
@@ -94,6 +108,7 @@ def guarded_vote(dialect: str, owner: bool, applied):
         "session_id",
         "client_key",
         *VOTE_CARRIES,
+        *STYLE_COLUMNS,
     ]
     insert_vote = _INSERT[dialect](votes).from_select(columns, row)
     return insert_vote.on_conflict_do_nothing(index_elements=["battle_id"]).returning(votes.c.id)

@@ -198,6 +198,17 @@ class Store:
         """The filtered votes in time order: distinct (model_a, model_b, outcome), one code per vote."""
         return reads.scan_votes(self.engine, which)
 
+    def scan_style(
+        self, which: reads.VoteFilter
+    ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray, np.ndarray]:
+        """The filtered votes with style counts, in time order: combinations, codes, and the
+        style totals (length, headers, lists, bold) of side a then b, shape (votes, 8)."""
+        return reads.scan_style(self.engine, which)
+
+    def style_votes(self, which: reads.VoteFilter) -> tuple[int, int]:
+        """(filtered votes, of which carry style counts)."""
+        return reads.style_votes(self.engine, which)
+
     def last_vote(self, which: reads.VoteFilter) -> datetime | None:
         return reads.last_vote(self.engine, which)
 

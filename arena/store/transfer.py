@@ -1,8 +1,10 @@
 """Import and export votes in the field names public arena datasets use.
 
 Fields: model_a, model_b, winner (model_a | model_b | tie | tie (bothbad)), and optional
-tstamp (Unix seconds), anony (true/false; absent = anonymous), judge (the voter), question_id.
-An import is all or nothing: every row is checked first, then all are written in one transaction.
+tstamp (Unix seconds), anony (true/false; absent = anonymous), judge (the voter), question_id,
+and conv_metadata (the style counts of LMArena's datasets, arena.style; in CSV its flat columns
+`sum_assistant_a_tokens`, `header_count_a.h1`, ...). An import is all or nothing: every row is
+checked first, then all are written in one transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from arena.kinds import Mode, Outcome
 from arena.store.engine import with_retries
 from arena.store.schema import VOTE_CARRIES, battles, votes
 from arena.store.store import Store, now
+from arena.style import FLAT_FIELDS, StyleCounts, conv_metadata, flat_conv_metadata
+from arena.style import parse_conv_metadata as _parse_style
 
 FIELDS = ("model_a", "model_b", "winner", "tstamp", "anony", "judge", "question_id")
 FORMATS = ("csv", "jsonl", "parquet")
@@ -98,6 +102,7 @@ def parse_row(row) -> dict:
         "mode": (Mode.ANONYMOUS if _bool(row.get("anony"), default=True) else Mode.NAMED).value,
         "voter_id": None if _empty(row.get("judge")) else str(row["judge"]),
         "question_id": None if _empty(row.get("question_id")) else str(row["question_id"]),
+        "style": _parse_style(row),
     }
     for name, column in _LENGTH_CHECKED.items():
         limit = column.type.length
@@ -206,6 +211,7 @@ def import_file(store: Store, path: str | Path) -> int:
                             "created_at": r["created_at"],
                             "voter_id": r["voter_id"],
                             **{name: r[name] for name in VOTE_CARRIES},  # the battle's, repeated
+                            **_style_columns(r["style"]),
                         }
                         for bid, r in zip(ids, chunk, strict=True)
                     ],
@@ -218,6 +224,16 @@ def import_file(store: Store, path: str | Path) -> int:
         ):  # not on the empty tables' (PostgreSQL's bulk-load advice)
             conn.execute(text("ANALYZE battles, votes"))
     return len(rows)
+
+
+_NO_STYLE = dict.fromkeys([*StyleCounts().columns("a"), *StyleCounts().columns("b")])
+
+
+def _style_columns(style: tuple[StyleCounts, StyleCounts] | None) -> dict:
+    """The vote's style columns: the imported conv_metadata, or NULL (no style data)."""
+    if style is None:
+        return _NO_STYLE
+    return {**style[0].columns("a"), **style[1].columns("b")}
 
 
 def _insert(conn, table, records: list[dict]) -> None:
@@ -244,9 +260,11 @@ def _insert(conn, table, records: list[dict]) -> None:
         raise DBAPIError.instance(f"COPY {table.name}", None, exc, psycopg.Error) from exc
 
 
-def export_frame(store: Store) -> pd.DataFrame:
-    """Every vote, in time order, in the import field names."""
+def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
+    """Every vote, in time order, in the import field names. Votes with style counts carry them
+    as `conv_metadata` (an object), or with `flat` as its flat columns (for CSV)."""
     labels = {o.value: o.winner_label for o in Outcome}
+    style = [votes.c[name] for name in _NO_STYLE]
     query = (
         select(
             battles.c.model_a,
@@ -256,24 +274,37 @@ def export_frame(store: Store) -> pd.DataFrame:
             battles.c.mode,
             votes.c.voter_id,
             battles.c.question_id,
+            *style,
         )
         .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
         .order_by(votes.c.created_at, votes.c.id)
     )
+    records, styled = [], False
     with store.engine.connect() as conn:
-        records = [
-            {
-                "model_a": a,
-                "model_b": b,
-                "winner": labels[o],
-                "tstamp": round(_utc(t).timestamp(), 6),
-                "anony": mode == Mode.ANONYMOUS,
-                "judge": judge,
-                "question_id": qid,
+        for row in conn.execute(query).mappings():
+            record = {
+                "model_a": row["model_a"],
+                "model_b": row["model_b"],
+                "winner": labels[row["outcome"]],
+                "tstamp": round(_utc(row["created_at"]).timestamp(), 6),
+                "anony": row["mode"] == Mode.ANONYMOUS,
+                "judge": row["voter_id"],
+                "question_id": row["question_id"],
             }
-            for a, b, o, t, mode, judge, qid in conn.execute(query)
-        ]
-    return pd.DataFrame.from_records(records, columns=list(FIELDS))
+            a, b = StyleCounts.from_columns(row, "a"), StyleCounts.from_columns(row, "b")
+            if a is not None and b is not None:
+                styled = True
+                record.update(
+                    flat_conv_metadata(a, b) if flat else {"conv_metadata": conv_metadata(a, b)}
+                )
+            records.append(record)
+    columns = list(FIELDS)
+    if styled:
+        columns += list(FLAT_FIELDS) if flat else ["conv_metadata"]
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    if styled and flat:  # whole numbers, empty for votes without style counts
+        frame[list(FLAT_FIELDS)] = frame[list(FLAT_FIELDS)].astype("Int64")
+    return frame
 
 
 def _utc(t: datetime) -> datetime:
@@ -281,13 +312,15 @@ def _utc(t: datetime) -> datetime:
 
 
 def export_file(store: Store, out: str | Path, fmt: str) -> int:
-    frame = export_frame(store)
+    frame = export_frame(store, flat=fmt == "csv")
     out = Path(out)
     if fmt == "csv":
         frame.to_csv(out, index=False)
     elif fmt == "jsonl":  # json.dumps keeps every digit of tstamp (pandas rounds to 10)
         with out.open("w", encoding="utf-8") as f:
             for record in frame.to_dict("records"):
+                if not isinstance(record.get("conv_metadata", {}), dict):
+                    del record["conv_metadata"]  # a vote without style counts
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
     elif fmt == "parquet":
         frame.to_parquet(out, index=False)
