@@ -221,11 +221,6 @@ def test_standardise_z_scores_and_zeroes_a_column_without_spread():
         assert np.allclose(z[:, k], (features[:, k] - features[:, k].mean()) / features[:, k].std())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="arena bug: standardise tests std == 0 exactly, but a constant column such as 0.1 has "
-    "a float std of ~1e-17 and becomes a column of +-1 (an intercept), not 0",
-)
 def test_standardise_zeroes_a_constant_column_that_is_not_exactly_representable():
     features = np.column_stack([np.full(1000, 0.1), np.linspace(-1, 1, 1000)])
     assert np.array_equal(standardise(features)[:, 0], np.zeros(1000))
@@ -309,11 +304,6 @@ def test_without_style_differences_the_fit_is_plain_bradley_terry(how, lam):
     assert np.abs(sandwich_intervals(fit).ratings - expected).max() < 1e-6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="arena bug: lam=0 with a feature column without spread (standardised to 0) makes the "
-    "Newton system singular and fit_style raises numpy's LinAlgError, not a RatingsError or a fit",
-)
 def test_zero_penalty_with_a_feature_without_spread_fits_or_explains():
     battles, _ = simulate(500, 5, seed=6)
     features = np.array(battles.features, dtype=float)
@@ -564,12 +554,6 @@ def test_style_board_with_bootstrap_intervals_and_an_anchor():
         assert m["rating_raw"] == pytest.approx(anchored_plain[m["model"]], abs=1e-9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="arena bug: with style and bootstrap_rounds=0 the board runs max(rounds, 1) = 1 "
-    "bootstrap refit and reports its single resample as both interval ends, away from the rating "
-    "(the plain board's interval is the point); ranks then follow from that resample",
-)
 def test_style_board_without_bootstrap_rounds_keeps_the_rating_inside_its_interval():
     battles, _ = simulate(500, 5, seed=16, gamma=(0.4, 0.0, 0.0, 0.0))
     board = compute_leaderboard(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -224,8 +224,17 @@ def _style_fit(counts, plain, style: StyleBattles, lam, ci, rounds, seed, anchor
     fit = fit_style(style, lam)
     if ci == "sandwich":
         found = sandwich_intervals(fit, anchor)
-    else:
-        found = bootstrap_intervals(style, fit, max(rounds, 1), seed, anchor)
+    elif rounds > 0:
+        found = bootstrap_intervals(style, fit, rounds, seed, anchor)
+    else:  # no rounds: each interval is its point, as on the plain board
+        point = sandwich_intervals(fit, anchor)
+        found = replace(
+            point,
+            lower=point.ratings,
+            upper=point.ratings,
+            gamma_lower=point.gamma,
+            gamma_upper=point.gamma,
+        )
     raw = _to_ratings(plain, plain.theta, anchor)
     summary = StyleSummary(
         {

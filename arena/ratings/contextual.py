@@ -36,10 +36,12 @@ def style_features(counts_a: np.ndarray, counts_b: np.ndarray) -> np.ndarray:
 
 
 def standardise(features: np.ndarray) -> np.ndarray:
-    """z-scores per column over these battles; a column with no spread becomes 0."""
-    mean = features.mean(axis=0)
-    std = features.std(axis=0)
-    return (features - mean) / np.where(std == 0, 1.0, std)
+    """z-scores per column over these battles; a column with no spread (all values equal, which a
+    float std may miss by 1e-17) becomes 0."""
+    flat = np.ptp(features, axis=0) == 0 if len(features) else np.ones(features.shape[1], bool)
+    mean = features.mean(axis=0) if len(features) else 0.0
+    std = np.where(flat, 1.0, features.std(axis=0) if len(features) else 1.0)
+    return np.where(flat, 0.0, (features - mean) / std)
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ def _newton(problem: _Problem, theta, gamma, tol=1e-9, max_iter=100):
     definite[:n, :n] = same / same.sum(axis=1, keepdims=True)
     penalty = np.zeros_like(definite)
     penalty[n:, n:] = problem.lam * np.eye(len(gamma))
+    inert = ~problem.x.any(axis=0)  # features without spread: gradient 0, kept at 0 even with lam 0
+    penalty[n + np.flatnonzero(inert), n + np.flatnonzero(inert)] += 1.0
     value = problem.objective(theta, gamma)
     for _ in range(max_iter):
         grad, hessian = _derivatives(problem, theta, gamma)
