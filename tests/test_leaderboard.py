@@ -8,10 +8,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -341,3 +343,61 @@ def test_page_when_the_filters_match_nothing(page_env, tmp_path):
     assert "No votes match these filters" in at.info[0].value
     at.toggle(key="lb_anonymous_only").set_value(False).run()
     assert metrics(at)["Votes"] == "1" and len(at.dataframe[0].value) == 2
+
+
+def styled_votes(path: Path, n: int = 1500, seed: int = 0) -> Path:
+    """Seeded votes among 5 models with conv_metadata, where the longer answer wins more often."""
+    rng = np.random.default_rng(seed)
+    strength = np.array([0.6, 0.3, 0.0, -0.3, -0.6])
+    with path.open("w") as f:
+        for i in range(n):
+            a, b = rng.choice(5, 2, replace=False)
+            ta, tb = (int(t) for t in rng.integers(20, 800, 2))
+            logit = strength[a] - strength[b] + 1.5 * (ta - tb) / (ta + tb + 1)
+            winner = "model_a" if rng.random() < 1 / (1 + np.exp(-logit)) else "model_b"
+            meta = {"sum_assistant_a_tokens": ta, "sum_assistant_b_tokens": tb}
+            row = {"model_a": f"m{a}", "model_b": f"m{b}", "winner": winner, "tstamp": 1.7e9 + i}
+            f.write(json.dumps({**row, "conv_metadata": meta}) + "\n")
+    return path
+
+
+def test_page_controls_for_style_in_the_background(page_env, tmp_path):
+    import_file(page_env, styled_votes(tmp_path / "styled.jsonl"))
+    at = open_page()
+    assert at.toggle(key="lb_style").value is True  # on by default: the votes carry style counts
+    for _ in range(120):  # the style fit runs in a background thread; the page never waits
+        if any("Style-controlled ratings over 1,500 battles" in c.value for c in at.caption):
+            break
+        assert "being computed in the background" in at.info[0].value
+        assert len(at.dataframe[0].value) == 5  # the plain ratings meanwhile
+        time.sleep(0.25)
+        at.run()
+    else:
+        pytest.fail("the style-controlled board never appeared")
+    caption = next(c.value for c in at.caption if "Style-controlled" in c.value)
+    assert "length +" in caption and "computed 20" in caption
+    table = at.dataframe[0].value
+    assert {"rating_raw", "change"} <= set(table)
+    assert np.allclose(table["change"], table["rating"] - table["rating_raw"])
+    expected = leaderboard.leaderboard_for(page_env, style_control=True).to_dict()["models"]
+    assert table["rating"].tolist() == pytest.approx([m["rating"] for m in expected])
+
+    at.toggle(key="lb_style").set_value(False).run()
+    plain = at.dataframe[0].value
+    assert "rating_raw" not in plain and not any("Style-controlled" in c.value for c in at.caption)
+    assert plain["rating"].tolist() != pytest.approx(table["rating"].tolist())
+
+
+def test_page_style_toggle_is_off_without_style_counts(page_env):
+    import_file(page_env, shared(GENAI))
+    at = open_page()
+    assert at.toggle(key="lb_style").value is False
+    at.toggle(key="lb_style").set_value(True).run()
+    for _ in range(120):
+        if any("carry style counts" in i.value for i in at.info):
+            break
+        time.sleep(0.25)
+        at.run()
+    else:
+        pytest.fail("the page never said that no vote carries style counts")
+    assert len(at.dataframe[0].value) == 13 and "rating_raw" not in at.dataframe[0].value

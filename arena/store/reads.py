@@ -150,6 +150,13 @@ def scan_style(
     return combos, np.concatenate(code_chunks), np.concatenate(count_chunks)
 
 
+def has_style(engine: Engine) -> bool:
+    """Whether any stored vote carries style counts."""
+    query = select(votes.c.id).where(votes.c.style_tokens_a.is_not(None)).limit(1)
+    with engine.connect() as conn:
+        return conn.execute(query).first() is not None
+
+
 def style_votes(engine: Engine, which: VoteFilter) -> tuple[int, int]:
     """(votes that pass the filter, of which carry style counts)."""
     query = select(func.count(), func.count(votes.c.style_tokens_a)).where(which.condition())

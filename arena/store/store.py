@@ -205,6 +205,10 @@ class Store:
         style totals (length, headers, lists, bold) of side a then b, shape (votes, 8)."""
         return reads.scan_style(self.engine, which)
 
+    def has_style(self) -> bool:
+        """Whether any stored vote carries style counts."""
+        return reads.has_style(self.engine)
+
     def style_votes(self, which: reads.VoteFilter) -> tuple[int, int]:
         """(filtered votes, of which carry style counts)."""
         return reads.style_votes(self.engine, which)

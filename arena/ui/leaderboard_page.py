@@ -2,7 +2,9 @@
 
 arena.leaderboard computes the board; this page caches it per (database, filters, data version).
 The version (number of votes, highest vote id) is one cheap query per run, and any new vote
-changes it, so the page recomputes after new votes and reads the cache otherwise.
+changes it, so the page recomputes after new votes and reads the cache otherwise. The
+style-controlled board needs one row per battle, so it is computed in a background thread
+(arena.background) and the page shows the latest one with its time, never waiting for it.
 """
 
 from __future__ import annotations
@@ -15,14 +17,28 @@ import pandas as pd
 import streamlit as st
 
 from arena import leaderboard
+from arena.background import BackgroundResults, Latest
 from arena.errors import ArenaError
 from arena.ui.common import resources
+
+STYLE_HELP = (
+    "Voters tend to prefer longer answers with more markdown. Style control (LMArena's default) "
+    "fits the ratings together with the effect of each answer's length, headers, list items and "
+    "bold text, so a model's rating says how much voters liked what it answered, not how it was "
+    "dressed."
+)
 
 COLUMNS = {
     "rank": st.column_config.NumberColumn("rank", help="1 + models clearly above (CIs apart)"),
     "model": st.column_config.TextColumn("model"),
     "rating": st.column_config.NumberColumn("rating", format="%.1f", help="Bradley-Terry MLE"),
-    "ci": st.column_config.TextColumn("95% CI", help="bootstrap interval around the rating"),
+    "rating_raw": st.column_config.NumberColumn(
+        "without style control", format="%.1f", help="the plain Bradley-Terry rating"
+    ),
+    "change": st.column_config.NumberColumn(
+        "change", format="%+.1f", help="style-controlled minus plain rating"
+    ),
+    "ci": st.column_config.TextColumn("95% CI", help="interval around the rating"),
     "ci_lower": st.column_config.NumberColumn("CI low", format="%.1f"),
     "ci_upper": st.column_config.NumberColumn("CI high", format="%.1f"),
     "elo": st.column_config.NumberColumn("elo", format="%.1f", help="online Elo, in vote order"),
@@ -46,8 +62,20 @@ def _board(db_url: str, anonymous_only: bool, since, until, version, _store) -> 
     )
 
 
-def _filters() -> tuple[bool, datetime | None, datetime | None]:
-    left, right = st.columns([1, 2], vertical_alignment="bottom")
+@st.cache_resource
+def _style_boards() -> BackgroundResults:
+    """The style-controlled boards of this server process, computed in the background."""
+    return BackgroundResults()
+
+
+@st.cache_data(max_entries=32)
+def _has_style(db_url: str, version, _store) -> bool:
+    return _store.has_style()
+
+
+def _filters(style_default: bool) -> tuple[bool, bool, datetime | None, datetime | None]:
+    left, middle, right = st.columns([1, 1, 2], vertical_alignment="bottom")
+    style = middle.toggle("Control for style", value=style_default, key="lb_style", help=STYLE_HELP)
     anonymous_only = left.toggle(
         "Anonymous battles only",
         value=True,
@@ -60,7 +88,7 @@ def _filters() -> tuple[bool, datetime | None, datetime | None]:
     dates = dates if isinstance(dates, tuple) else (dates,)
     since = _midnight(dates[0]) if len(dates) >= 1 else None
     until = _midnight(dates[1] + timedelta(days=1)) if len(dates) == 2 else None
-    return anonymous_only, since, until
+    return style, anonymous_only, since, until
 
 
 def _midnight(day: date) -> datetime:
@@ -82,8 +110,11 @@ def _table(board: leaderboard.Board) -> pd.DataFrame:
         f"+{hi - r:.1f} / -{r - lo:.1f}"
         for r, lo, hi in zip(frame["rating"], frame["ci_lower"], frame["ci_upper"], strict=True)
     ]
-    columns = ["rank", "model", "rating", "ci", "ci_lower", "ci_upper", "elo", "votes", "wins"]
-    columns += ["losses", "ties", "win_rate"]
+    columns = ["rank", "model", "rating", "ci", "ci_lower", "ci_upper"]
+    if board.leaderboard.style is not None:
+        frame["change"] = frame["rating"] - frame["rating_raw"]
+        columns += ["rating_raw", "change"]
+    columns += ["elo", "votes", "wins", "losses", "ties", "win_rate"]
     if len(board.leaderboard.groups) > 1:
         columns.append("group")
     if frame["flagged"].any():
@@ -151,9 +182,37 @@ def _bias_caption(board: leaderboard.Board) -> str:
     )
 
 
+def _style_board(res, anonymous_only, since, until, version) -> Latest:
+    key = (res.settings.db_url, anonymous_only, since, until)
+    return _style_boards().latest(
+        key,
+        version,
+        lambda: leaderboard.leaderboard_for(
+            res.store, anonymous_only=anonymous_only, since=since, until=until, style_control=True
+        ),
+    )
+
+
+def _style_caption(latest: Latest, board: leaderboard.Board) -> str:
+    style = board.leaderboard.style
+    effects = ", ".join(
+        f"{name} {value:+.2f} ({lo:+.2f} to {hi:+.2f})"
+        for name, (value, lo, hi) in style.coefficients.items()
+    )
+    when = latest.result.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    fresh = " Recomputing for the newest votes…" if latest.running else ""
+    return (
+        f"Style-controlled ratings over {style.battles:,} battles, computed {when} in "
+        f"{latest.result.seconds:.1f} s.{fresh} Style effects (log-odds of winning per standard "
+        f"deviation; above 0 means voters favoured more of it): {effects}. "
+        "'change' is how far style control moved each model."
+    )
+
+
 def render() -> None:
     res = resources()
     st.title("🏆 Leaderboard")
+    latest = None
     try:
         version = res.store.data_version()
         if version[0] == 0:
@@ -161,15 +220,35 @@ def render() -> None:
                 "No votes yet: run a battle on the Battle page and vote; the ratings appear here."
             )
             return
-        anonymous_only, since, until = _filters()
-        board = _board(res.settings.db_url, anonymous_only, since, until, version, res.store)
+        has_style = _has_style(res.settings.db_url, version, res.store)
+        style, anonymous_only, since, until = _filters(has_style)
+        if style:
+            latest = _style_board(res, anonymous_only, since, until, version)
+        if latest is not None and latest.result is not None and not latest.result.value.empty:
+            board = latest.result.value
+        else:
+            board = _board(res.settings.db_url, anonymous_only, since, until, version, res.store)
     except ArenaError as exc:
         st.error(str(exc))
         return
+    if latest is not None:
+        if latest.result is not None and latest.result.value.empty:
+            st.info("No votes here carry style counts: these are the plain ratings.")
+            latest = None
+        elif latest.error and latest.result is None:
+            st.error(f"The style-controlled ratings could not be computed: {latest.error}")
+        elif latest.result is None:
+            st.info(
+                "The style-controlled ratings are being computed in the background; these are the "
+                "plain ratings until then. Refresh in a moment.",
+                icon="⏳",
+            )
     if board.empty:
         st.info("No votes match these filters: include named battles or widen the dates.")
         return
     _metrics(board)
+    if latest is not None and latest.result is not None and board is latest.result.value:
+        st.caption(_style_caption(latest, board))
     for warning in board.leaderboard.warnings:
         st.warning(warning)
     table = _table(board)
