@@ -22,7 +22,6 @@ from arena.ratings import (
     aggregate,
     compute_leaderboard,
     elo_loop,
-    style_features,
 )
 from arena.store import Store, VoteFilter
 
@@ -180,11 +179,11 @@ def _style_scan(store: Store, which: VoteFilter) -> tuple[VoteScan, StyleBattles
     """The filtered votes that carry style counts (self-battles dropped), as a VoteScan for the
     plain figures and StyleBattles for the style fit over the same votes; and a note on the
     votes left out."""
-    combos, codes, counts = store.scan_style(which)
+    combos, codes, features = store.scan_style(which)
     keep = np.array([a != b for a, b, _ in combos], dtype=bool)
     if len(codes):
         mask = keep[codes]
-        codes, counts = codes[mask], counts[mask]
+        codes, features = codes[mask], features[mask]
     scan = VoteScan([(a, b, o.value) for a, b, o in combos], codes)
     total, styled = store.style_votes(which)
     note = None
@@ -200,7 +199,6 @@ def _style_scan(store: Store, which: VoteFilter) -> tuple[VoteScan, StyleBattles
     left = np.array([index.get(a, -1) for a, _, _ in scan.combos], dtype=np.int64)[codes]
     right = np.array([index.get(b, -1) for _, b, _ in scan.combos], dtype=np.int64)[codes]
     score = np.array([_LEFT_SCORE[o] for _, _, o in scan.combos])[codes]
-    features = style_features(counts[:, :4], counts[:, 4:])
     return scan, StyleBattles(models, left, right, score, features), note
 
 

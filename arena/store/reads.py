@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 
 import numpy as np
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import Float, and_, bindparam, cast, func, select
 from sqlalchemy.engine import Engine
 
 from arena.kinds import Mode, Outcome
@@ -110,44 +111,47 @@ def _style_total(side: str, parts: tuple[str, ...]):
     return total
 
 
+def _style_feature(parts: tuple[str, ...]):
+    """(a - b) / (a + b + 1) of one style total, in double precision on both engines."""
+    a, b = _style_total("a", parts), _style_total("b", parts)
+    return cast(a - b, Float) / (a + b + 1)
+
+
 def scan_style(
     engine: Engine, which: VoteFilter
 ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray, np.ndarray]:
     """Like scan_votes, over the filtered votes that carry style counts: the combinations, one code
-    per vote, and per vote the style totals (length, headers, lists, bold) of side a then side b,
-    an int64 array of shape (votes, 8)."""
-    totals = [_style_total(side, parts) for side in ("a", "b") for parts in _STYLE_TOTALS.values()]
+    per vote, and per vote the style features (length, headers, lists, bold), each
+    (a - b) / (a + b + 1) computed in SQL, a float64 array of shape (votes, 4). Four floats a row
+    rather than eight counts: the fetch creates half the Python objects."""
+    features = [_style_feature(parts) for parts in _STYLE_TOTALS.values()]
     query = (
-        select(*totals, votes.c.model_a, votes.c.model_b, votes.c.outcome)
+        select(*features, votes.c.model_a, votes.c.model_b, votes.c.outcome)
         .where(which.condition(), votes.c.style_tokens_a.is_not(None))
         .order_by(votes.c.created_at, votes.c.id)
     )
     statement = DriverStatement(query, engine.dialect)
     codes = _Codes()
-    code_chunks, count_chunks = [], []
+    code_chunks, feature_chunks = [], []
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         try:
             cursor.execute(statement.sql, statement.params(which.values()))
             while rows := cursor.fetchmany(_FETCH):
-                columns = list(zip(*rows, strict=True))  # one tuple per column
-                counts = np.empty((len(rows), 8), dtype=np.int64)
-                for k in range(8):
-                    counts[:, k] = columns[k]
-                count_chunks.append(counts)
-                triples = zip(columns[8], columns[9], columns[10], strict=True)
-                code_chunks.append(
-                    np.fromiter(map(codes.__getitem__, triples), np.int64, len(rows))
-                )
+                n = len(rows)
+                numbers = chain.from_iterable(row[:4] for row in rows)
+                feature_chunks.append(np.fromiter(numbers, np.float64, 4 * n).reshape(n, 4))
+                triples = (row[4:] for row in rows)
+                code_chunks.append(np.fromiter(map(codes.__getitem__, triples), np.int64, n))
         finally:
             cursor.close()
     finally:
         raw.close()
     combos = [(a, b, Outcome(o)) for a, b, o in codes]
     if not code_chunks:
-        return combos, np.zeros(0, dtype=np.int64), np.zeros((0, 8), dtype=np.int64)
-    return combos, np.concatenate(code_chunks), np.concatenate(count_chunks)
+        return combos, np.zeros(0, dtype=np.int64), np.zeros((0, 4))
+    return combos, np.concatenate(code_chunks), np.concatenate(feature_chunks)
 
 
 def has_style(engine: Engine) -> bool:

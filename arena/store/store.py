@@ -202,7 +202,7 @@ class Store:
         self, which: reads.VoteFilter
     ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray, np.ndarray]:
         """The filtered votes with style counts, in time order: combinations, codes, and the
-        style totals (length, headers, lists, bold) of side a then b, shape (votes, 8)."""
+        style features (length, headers, lists, bold) per vote, shape (votes, 4)."""
         return reads.scan_style(self.engine, which)
 
     def has_style(self) -> bool:
