@@ -14,7 +14,7 @@ arena-rank's sandwich estimator H^-1 G H^-1, or a bootstrap that refits the whol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import expit, log_expit
@@ -80,11 +80,15 @@ def pair_weights(battles: StyleBattles, min_pair: int = MIN_PAIR_COUNT) -> np.nd
 
 @dataclass(frozen=True)
 class _Problem:
-    """The arrays every Newton step reads (z-scored features, weights), built once per fit."""
+    """The arrays every Newton step reads, built once per fit. The battles are sorted by their
+    ordered (left, right) pair, so any per-battle values sum per pair in one contiguous pass
+    (np.add.reduceat), and everything per model is computed from those few pair sums."""
 
     n: int
-    left: np.ndarray
-    right: np.ndarray
+    starts: np.ndarray  # where each pair's run of battles starts
+    runs: np.ndarray  # battles per pair
+    pair_left: np.ndarray
+    pair_right: np.ndarray
     score: np.ndarray
     x: np.ndarray
     w: np.ndarray
@@ -92,35 +96,61 @@ class _Problem:
     pseudo: np.ndarray  # wins added to keep ratings finite (arena.ratings.bt._repair), n x n
     groups: np.ndarray
 
+    @property
+    def size(self) -> int:
+        return len(self.score)
+
     def logits(self, theta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
-        return theta[self.left] - theta[self.right] + self.x @ gamma
+        per_pair = theta[self.pair_left] - theta[self.pair_right]
+        return np.repeat(per_pair, self.runs) + self.x @ gamma
+
+    def pair_sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-battle values (N,) or (N, k) summed per pair."""
+        return np.add.reduceat(values, self.starts, axis=0)
 
     def objective(self, theta, gamma) -> float:
         """The maximised objective: weighted log-likelihood - penalty (+ pseudo-wins)."""
+        return self.evaluate(theta, gamma)[0]
+
+    def evaluate(self, theta, gamma) -> tuple[float, np.ndarray]:
+        """The objective and the logits behind it (the next derivatives reuse them)."""
         z = self.logits(theta, gamma)
         value = float(self.w @ (self.score * z + log_expit(-z)))  # y z - softplus(z)
         value -= 0.5 * self.lam * float(gamma @ gamma)
         if self.pseudo.any():
             value += float(np.sum(self.pseudo * log_expit(theta[:, None] - theta[None, :])))
-        return value
+        return value, z
 
     def pair_matrix(self, values: np.ndarray) -> np.ndarray:
-        """sum of `values` per ordered (left, right) pair, as an n x n matrix."""
-        n = self.n
-        return np.bincount(self.left * n + self.right, values, n * n).reshape(n, n)
+        """sum of per-battle `values` per ordered (left, right) pair, as an n x n matrix."""
+        return self._matrix(self.pair_sums(values))
 
-    def per_model(self, values: np.ndarray) -> np.ndarray:
-        """sum of `values` over a model's left battles minus its right ones; values (N,) or (N, k)."""
-        if values.ndim == 1:
-            return np.bincount(self.left, values, self.n) - np.bincount(self.right, values, self.n)
-        return np.stack([self.per_model(values[:, k]) for k in range(values.shape[1])], axis=1)
+    def _matrix(self, pair_sums: np.ndarray) -> np.ndarray:
+        matrix = np.zeros((self.n, self.n))
+        matrix[self.pair_left, self.pair_right] = pair_sums
+        return matrix
+
+    def _per_model(self, pair_sums: np.ndarray) -> np.ndarray:
+        """A model's pair sums as the left side minus those as the right side."""
+        out = np.zeros((self.n, *pair_sums.shape[1:]))
+        np.add.at(out, self.pair_left, pair_sums)
+        np.subtract.at(out, self.pair_right, pair_sums)
+        return out
+
+    def gradient(self, residual: np.ndarray) -> np.ndarray:
+        """D^T r for the design D = [e_left - e_right, features]."""
+        return np.concatenate([self._per_model(self.pair_sums(residual)), self.x.T @ residual])
 
     def blocks(self, per_battle: np.ndarray) -> np.ndarray:
-        """X^T diag(v) X for the design X = [e_left - e_right, features]: the full matrix."""
-        ratings = laplacian(self.pair_matrix(per_battle))
-        cross = self.per_model(per_battle[:, None] * self.x)
-        feats = self.x.T @ (per_battle[:, None] * self.x)
+        """D^T diag(v) D for the design D = [e_left - e_right, features]: the full matrix."""
+        weighted = per_battle[:, None] * self.x
+        ratings = laplacian(self._matrix(self.pair_sums(per_battle)))
+        cross = self._per_model(self.pair_sums(weighted))
+        feats = self.x.T @ weighted
         return np.block([[ratings, cross], [cross.T, feats]])
+
+    def reweighted(self, weights: np.ndarray) -> _Problem:
+        return replace(self, w=weights)
 
 
 @dataclass(frozen=True)
@@ -147,14 +177,26 @@ def _problem(battles: StyleBattles, lam: float, reweight: bool) -> _Problem:
     right = np.asarray(battles.right, dtype=np.int64)
     score = np.asarray(battles.score, dtype=np.float64)
     weights = pair_weights(battles) if reweight else np.ones(battles.size)
-    played = np.bincount(left * n + right, minlength=n * n).reshape(n, n)
+    key = left * n + right
+    order = np.argsort(key, kind="stable")
+    key, score, weights = key[order], score[order], weights[order]
+    features = np.asarray(battles.features, dtype=np.float64)[order]
+    played = np.bincount(key, minlength=n * n)
+    used = np.flatnonzero(played)
+    runs = played[used]
+    starts = np.concatenate([[0], np.cumsum(runs)[:-1]])
+    played = played.reshape(n, n)
     compared = (played + played.T) > 0
     groups = _components(compared)
-    wins = np.bincount(left * n + right, score, n * n).reshape(n, n)
-    wins = wins + np.bincount(right * n + left, 1.0 - score, n * n).reshape(n, n)
+    wins = np.zeros(n * n)
+    wins[used] = np.add.reduceat(score, starts)
+    wins = wins.reshape(n, n)
+    wins = wins + (played - wins).T  # right's wins: its battles as right minus left's score
     repaired, _ = _repair(wins, compared, groups)
-    x = standardise(np.asarray(battles.features, dtype=np.float64))
-    return _Problem(n, left, right, score, x, weights, float(lam), repaired - wins, groups)
+    x = standardise(features)
+    return _Problem(
+        n, starts, runs, used // n, used % n, score, x, weights, float(lam), repaired - wins, groups
+    )
 
 
 def fit_style(
@@ -196,34 +238,33 @@ def _newton(problem: _Problem, theta, gamma, tol=1e-9, max_iter=100):
     penalty[n:, n:] = problem.lam * np.eye(len(gamma))
     inert = ~problem.x.any(axis=0)  # features without spread: gradient 0, kept at 0 even with lam 0
     penalty[n + np.flatnonzero(inert), n + np.flatnonzero(inert)] += 1.0
-    value = problem.objective(theta, gamma)
+    value, z = problem.evaluate(theta, gamma)
     for _ in range(max_iter):
-        grad, hessian = _derivatives(problem, theta, gamma)
+        grad, hessian = _derivatives(problem, theta, gamma, z)
         step = np.linalg.solve(hessian + penalty + definite, grad)
         step *= min(1.0, 5.0 / max(np.abs(step).max(initial=0), 1e-300))
         t = 1.0
         for _ in range(40):
             new_theta, new_gamma = theta + t * step[:n], gamma + t * step[n:]
-            new_value = problem.objective(new_theta, new_gamma)
+            new_value, new_z = problem.evaluate(new_theta, new_gamma)
             if new_value >= value:
                 break
             t *= 0.5
         else:
             return theta, gamma  # no step gains: at the optimum to working precision
-        theta, gamma, value = new_theta, new_gamma, new_value
+        theta, gamma, value, z = new_theta, new_gamma, new_value, new_z
         if t * np.abs(step).max(initial=0) < tol or grad @ step <= 1e-15 * max(abs(value), 1):
             return theta, gamma
     raise RatingsError("The style-controlled fit did not converge.")
 
 
-def _derivatives(problem: _Problem, theta, gamma):
-    """Gradient of the objective and minus its Hessian without the penalty's lam * I."""
-    z = problem.logits(theta, gamma)
+def _derivatives(problem: _Problem, theta, gamma, z):
+    """Gradient of the objective and minus its Hessian without the penalty's lam * I, at the
+    point whose logits are `z`."""
     p = expit(z)
     residual = problem.w * (problem.score - p)
-    grad = np.concatenate(
-        [problem.per_model(residual), problem.x.T @ residual - problem.lam * gamma]
-    )
+    grad = problem.gradient(residual)
+    grad[problem.n :] -= problem.lam * gamma
     hessian = problem.blocks(problem.w * p * (1.0 - p))
     if problem.pseudo.any():
         q = expit(theta[:, None] - theta[None, :])
@@ -240,7 +281,7 @@ def sandwich_covariance(fit: StyleFit) -> np.ndarray:
     (arena-rank subtracts reg^2 / n * gamma gamma^T from the per-battle mean, i.e.
     (lam / n)^2 * gamma gamma^T here)."""
     problem = fit.problem
-    n_obs = len(problem.left)
+    n_obs = problem.size
     p = expit(problem.logits(fit.theta, fit.gamma))
     hessian = problem.blocks(problem.w * p * (1.0 - p))
     if problem.pseudo.any():
@@ -313,16 +354,4 @@ def bootstrap_intervals(
 
 
 def _refit(fit: StyleFit, weights: np.ndarray):
-    problem = fit.problem
-    again = _Problem(
-        problem.n,
-        problem.left,
-        problem.right,
-        problem.score,
-        problem.x,
-        weights,
-        problem.lam,
-        problem.pseudo,
-        problem.groups,
-    )
-    return _newton(again, fit.theta.copy(), fit.gamma.copy())
+    return _newton(fit.problem.reweighted(weights), fit.theta.copy(), fit.gamma.copy())
