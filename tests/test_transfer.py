@@ -196,3 +196,48 @@ def test_export_then_import_gives_the_same_votes(store, tmp_path, fmt):
 def test_unknown_export_format(store, tmp_path):
     with pytest.raises(TransferError, match="unknown export format"):
         export_file(store, tmp_path / "x.xml", "xml")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_a_bad_row_after_written_chunks_rolls_back_and_the_rest_is_still_checked(
+    store, tmp_path, monkeypatch, fmt
+):
+    """The import streams: chunks are written as they come, so a bad row late in the file must
+    roll back the chunks already written, and the rows after it are still checked."""
+    import_file(store, write_rows(tmp_path / "before.jsonl", [ROW]))
+    before = counts(store)
+    monkeypatch.setattr(transfer, "_CHUNK", 4)  # many chunks, and parquet batches, in one file
+    rows = [{**ROW, "tstamp": ROW["tstamp"] + i} for i in range(30)]
+    rows[21] = {**ROW, "winner": "nobody"}
+    rows[27] = {**ROW, "model_b": ""}
+    path = tmp_path / f"late.{fmt}"
+    if fmt == "jsonl":
+        write_rows(path, rows)
+    elif fmt == "csv":
+        pd.DataFrame(rows).to_csv(path, index=False)
+    else:
+        pd.DataFrame(rows).to_parquet(path, index=False)
+    with pytest.raises(TransferError) as raised:
+        import_file(store, path)
+    line = {"jsonl": 22, "csv": 23, "parquet": 22}[fmt]  # CSV line 1 is the header
+    message = str(raised.value)
+    assert "2 rows have problems, nothing was imported" in message
+    assert f"line {line}: " in message and f"line {line + 6}: missing model_b" in message
+    assert counts(store) == before
+    good = [r for i, r in enumerate(rows) if i not in (21, 27)]
+    if fmt == "jsonl":
+        write_rows(path, good)
+    elif fmt == "csv":
+        pd.DataFrame(good).to_csv(path, index=False)
+    else:
+        pd.DataFrame(good).to_parquet(path, index=False)
+    assert import_file(store, path) == 28
+    assert counts(store) == (before[0] + 28, before[1] + 28)
+
+
+def test_not_a_parquet_file_is_one_line(store, tmp_path):
+    path = tmp_path / "votes.parquet"
+    path.write_bytes(b"model_a,model_b\nx,y\n")
+    with pytest.raises(TransferError, match="not a parquet file"):
+        import_file(store, path)
+    assert counts(store) == (0, 0)
