@@ -115,3 +115,37 @@ votes = Table(
 
 # The battle columns every vote row repeats; every writer of votes fills them from the battle.
 VOTE_CARRIES = ("model_a", "model_b", "mode")
+
+# Kept by the database itself (migration 0007's triggers on votes, in the writer's transaction):
+# the votes per (mode, model_a, model_b, outcome), a row gone when its count reaches 0.
+vote_counts = Table(
+    "vote_counts",
+    metadata,
+    Column("mode", String(16), primary_key=True),
+    Column("model_a", String(200), primary_key=True),
+    Column("model_b", String(200), primary_key=True),
+    Column("outcome", String(16), primary_key=True),
+    Column("votes", Integer, nullable=False),
+)
+
+# One row (id 1): how many stored votes were deleted or changed since the migration (triggers
+# count them). An Elo state computed before the latest edit is stale.
+vote_edits = Table(
+    "vote_edits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("edits", Integer, nullable=False),
+)
+
+# Online Elo to resume instead of replaying every vote: per filter kind (arena.store.maintained),
+# the ratings (JSON) after every vote cast at or before last_at, how many votes that was, and
+# vote_edits.edits when it was computed. Written by leaderboard reads; a cache the reads check.
+elo_state = Table(
+    "elo_state",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("ratings", Text, nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=True),
+    Column("applied", Integer, nullable=False),
+    Column("edits", Integer, nullable=False),
+)
