@@ -1,6 +1,8 @@
 """The command line: python -m arena COMMAND ... (see README.md, "Command line").
 
-Every error is one line on stderr and a non-zero exit; never a traceback.
+Every error is one line on stderr and a non-zero exit; never a traceback. Each command imports
+what it needs when it runs (SQLAlchemy, NumPy, Pillow, pydantic ...), so `--help` and the
+commands that need none of them start at once.
 """
 
 from __future__ import annotations
@@ -11,23 +13,22 @@ import sys
 import uuid
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from arena.backends import Backends, chat_messages
 from arena.config import Settings, describe
-from arena.errors import ArenaError, InputError
-from arena.images import check_image, check_prompt
+from arena.errors import ArenaError, InputError, StoreError
 from arena.kinds import Mode, Outcome, Requester
-from arena.registry import load_registry
 
 
 def _settings_registry(args) -> tuple[Settings, object]:
+    from arena.registry import load_registry
+
     settings = Settings.from_env()
     path = getattr(args, "registry", None) or settings.models
     return settings, load_registry(path)
 
 
 def _read_image(path: str, settings):
+    from arena.images import check_image
+
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -46,6 +47,8 @@ def cmd_demo_models(args) -> int:
 
 
 def cmd_check_models(args) -> int:
+    from arena.backends import Backends
+
     settings, registry = _settings_registry(args)
     backends = Backends(registry, settings)
     failed = 0
@@ -65,6 +68,9 @@ def cmd_check_models(args) -> int:
 
 
 def cmd_ask(args) -> int:
+    from arena.backends import Backends, chat_messages
+    from arena.images import check_prompt
+
     settings, registry = _settings_registry(args)
     spec = registry.get(args.model)
     image = _read_image(args.image, settings)
@@ -83,7 +89,9 @@ def cmd_ask(args) -> int:
 
 
 def cmd_battle(args) -> int:
+    from arena.backends import Backends
     from arena.battle import Battle, ask, cast_vote, pick_models, save_turn, start
+    from arena.images import check_prompt
     from arena.store import Store
 
     settings, registry = _settings_registry(args)
@@ -136,6 +144,15 @@ def cmd_db(args) -> int:
     if args.action == "upgrade":
         _log_to_stderr("arena")  # each migration step, and any wait for another process's
         eng.with_retries("migrate the database", lambda: migrate.upgrade(engine, args.revision))
+    elif args.action == "recount":
+        from arena.store.maintained import recount
+
+        if eng.current_revision(engine) != eng.head_revision():
+            raise StoreError(
+                "The database is not at the latest schema: run `python -m arena db upgrade` first."
+            )
+        n = eng.with_retries("count the votes again", lambda: recount(engine))
+        print(f"vote_counts rebuilt from {n:,} votes; online Elo is replayed on the next read")
     print(f"database revision: {eng.current_revision(engine)} (latest: {eng.head_revision()})")
     return 0
 
@@ -189,9 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_battle)
 
     p = sub.add_parser(
-        "db", help="database schema: upgrade to the latest migration, or show the revision"
+        "db",
+        help="database schema: upgrade to the latest migration, show the revision, or recount "
+        "the leaderboard's maintained vote counts",
     )
-    p.add_argument("action", choices=["upgrade", "current"])
+    p.add_argument("action", choices=["upgrade", "current", "recount"])
     p.add_argument("--revision", default="head")
     p.set_defaults(func=cmd_db)
 
@@ -211,9 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     except ArenaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (
-        SQLAlchemyError
-    ) as exc:  # a database refusal not foreseen above: one line, nothing half-written
+    # a database refusal not foreseen above: one line, nothing half-written
+    except _database_errors() as exc:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         print(
             f"error: the database refused it: {detail[0] if detail else type(exc).__name__}",
@@ -223,3 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """SQLAlchemy's error class once a command has loaded SQLAlchemy (evaluated only when an
+    error is raised); before that no database error can happen, and nothing is caught."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return (errors.SQLAlchemyError,) if errors is not None else ()

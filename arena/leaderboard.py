@@ -1,8 +1,11 @@
 """The leaderboard that the page and the command line show: votes from the store, ratings from
 arena.ratings. No Streamlit, no SQL.
 
-One time-ordered scan of the filtered votes (Store.scan_votes) feeds both fits: its pair counts go
-to the Bradley-Terry fit, and the battles in vote order go to online Elo.
+The plain boards without dates read what the database maintains (Store.maintained): the pair
+counts for the Bradley-Terry fit, and online Elo resumed from its stored state with the votes cast
+since, so their cost does not grow with the votes. Date-filtered and style-controlled boards scan
+the filtered votes in time order (Store.scan_votes): its pair counts go to the fit, the battles in
+vote order to online Elo.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from arena.ratings import (
     elo_loop,
 )
 from arena.store import Store, VoteFilter
+from arena.store.maintained import Maintained
 
 _LEFT_SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5, "bothbad": 0.5}  # model_a's score per Outcome value
 
@@ -87,12 +91,15 @@ def leaderboard_for(
     style_control: bool = False,
     ci: str | None = None,
     style_reg: float = DEFAULT_LAMBDA,
+    maintained: bool = True,
 ) -> Board:
     """The board over the votes that pass the filters (votes.created_at in [since, until)).
 
     `style_control` rates the votes that carry style counts with the style-controlled fit
     (sandwich intervals unless `ci` says "bootstrap"); the plain board's intervals are bootstrap
     unless `ci` says "sandwich". An anchor whose model has no votes here is an InputError.
+    `maintained=False` scans every vote even where the maintained counts would do (the same
+    board, for comparison).
     """
     which = VoteFilter(anonymous_only, since, until)
     if not (math.isfinite(style_reg) and style_reg >= 0):
@@ -100,7 +107,9 @@ def leaderboard_for(
     if style_control:
         scan, style, note = _style_scan(store, which)
     else:
-        scan, style, note = scan_votes(store, which), None, None
+        kept = store.maintained(which) if maintained else None
+        scan = scan_votes(store, which) if kept is None else KeptVotes(kept)
+        style, note = None, None
     if anchor is not None and anchor[0] not in scan.models:
         models = sorted(scan.models)
         known = ", ".join(models[:10]) + (
@@ -122,7 +131,12 @@ def leaderboard_for(
     elo = scan.online_elo()
     rows = [replace(row, elo=elo.get(row.model)) for row in board.rows]
     board = replace(board, rows=rows, warnings=board.warnings + ([note] if note else []))
-    last = store.last_vote(which) if scan.votes else None
+    if isinstance(scan, KeptVotes):
+        last = scan.kept.last_at
+        if scan.kept.state is None or len(scan.kept.codes):
+            store.save_elo_state(which, scan.kept.resumed(elo))
+    else:
+        last = store.last_vote(which) if scan.votes else None
     return Board(board, scan.votes, last, anonymous_only, which.since, which.until)
 
 
@@ -173,6 +187,52 @@ class VoteScan:
             left[codes].tolist(), right[codes].tolist(), score[codes].tolist(), len(ids)
         )
         return {name: rating[i] for name, i in ids.items()}
+
+
+@dataclass(frozen=True)
+class KeptVotes:
+    """The maintained path: the counts from vote_counts, online Elo resumed from its state."""
+
+    kept: Maintained
+
+    @property
+    def votes(self) -> int:
+        return self.kept.votes
+
+    @property
+    def models(self) -> set[str]:
+        return {m for a, b, _, _ in self.kept.rows for m in (a, b)}
+
+    def pair_counts(self):
+        return aggregate((a, b, o.winner_label, n) for a, b, o, n in self.kept.rows)
+
+    def online_elo(self) -> dict[str, float]:
+        state = self.kept.state
+        return resume_elo(state.ratings if state else {}, self.kept.combos, self.kept.codes)
+
+
+def resume_elo(start: dict[str, float], combos, codes: np.ndarray) -> dict[str, float]:
+    """Online Elo continued from `start` over coded battles (VoteScan's coding), float for float
+    what arena.ratings.elo_loop gives over all the battles from the beginning: the same loop on
+    the same values (a model first seen here starts at 1000, as it would there)."""
+    ids = {name: i for i, name in enumerate(start)}
+    left = np.array([ids.setdefault(a, len(ids)) for a, _, _ in combos], dtype=np.int64)
+    right = np.array([ids.setdefault(b, len(ids)) for _, b, _ in combos], dtype=np.int64)
+    score = np.array([_LEFT_SCORE[o] for _, _, o in combos])
+    rating = [float(r) for r in start.values()] + [1000.0] * (len(ids) - len(start))
+    _continue_elo(rating, left[codes].tolist(), right[codes].tolist(), score[codes].tolist())
+    return {name: rating[i] for name, i in ids.items()}
+
+
+def _continue_elo(rating: list[float], left, right, scores, k=4.0, base=10.0, scale=400.0):
+    """arena.ratings.elo_loop's loop on given starting ratings, in place (elo_loop starts them
+    all at 1000; tests/test_maintained_counts.py checks the two agree float for float)."""
+    for a, b, sa in zip(left, right, scores, strict=True):
+        ra, rb = rating[a], rating[b]
+        ea = 1.0 / (1.0 + base ** ((rb - ra) / scale))
+        eb = 1.0 / (1.0 + base ** ((ra - rb) / scale))
+        rating[a] = ra + k * (sa - ea)
+        rating[b] += k * (1.0 - sa - eb)  # reads rating[a] again when a == b, as FastChat does
 
 
 def _style_scan(store: Store, which: VoteFilter) -> tuple[VoteScan, StyleBattles | None, str]:

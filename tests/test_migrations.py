@@ -399,3 +399,14 @@ def test_lock_keys_differ_per_schema():
     assert migrate.lock_key("public") != migrate.lock_key("t_other")
     assert migrate.lock_key("public") == migrate.lock_key("public")
     assert -(2**63) <= migrate.lock_key("public") < 2**63
+
+
+def test_the_start_up_check_reads_the_same_head_as_alembic(db_url, engine):
+    """Store.open asks eng.at_head, which reads the head from the migration files' text (no
+    Alembic): the same head Alembic finds, and False until the database is there."""
+    assert eng.head_from_files() == eng.head_revision()
+    assert not eng.at_head(engine)  # empty: no alembic_version table yet
+    eng.upgrade(engine, "0006")
+    assert not eng.at_head(engine)
+    eng.upgrade(engine, "head")
+    assert eng.at_head(engine)

@@ -1,20 +1,24 @@
 """The engine and bounded retries of transient write errors. The schema migrations run in
-arena.store.migrate (one process at a time); upgrade() here is kept for its callers."""
+arena.store.migrate (one process at a time); upgrade() here is kept for its callers.
+
+Alembic is imported only where a migration runs or a revision is asked for: at_head() answers
+the start-up's question from the alembic_version table and the migration files' text (loading
+Alembic and every migration script took about 1 s of each command's start-up).
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
@@ -23,6 +27,8 @@ from arena.errors import ConfigError, StoreError
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 T = TypeVar("T")
+# SQLite: how long a statement waits for a lock before it fails with "database is locked"
+BUSY_TIMEOUT_MS = 30_000
 
 
 def make_engine(url: str) -> Engine:
@@ -49,7 +55,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _sqlite_begin)
     cur = dbapi_conn.cursor()
     _journal_mode_wal(cur)
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
@@ -86,7 +92,9 @@ def write_engine(engine: Engine) -> Engine:
     return engine.execution_options(**{WRITE: True})
 
 
-def alembic_config() -> Config:
+def alembic_config():
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -100,12 +108,50 @@ def upgrade(engine: Engine, revision: str = "head", **options) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the database is at the latest migration. Without Alembic where the migration
+    files are a plain chain (each names one revision and one down_revision); Alembic otherwise."""
+    head = head_from_files()
+    if head is None:
+        return current_revision(engine) == head_revision()
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:  # no alembic_version table: an empty database
+        return False
+    return stored == [head]
+
+
+_REVISION = re.compile(r"^revision = [\"'](\w+)[\"']$", re.M)
+_DOWN = re.compile(r"^down_revision = (?:[\"'](\w+)[\"']|None)$", re.M)
+
+
+@functools.cache
+def head_from_files() -> str | None:
+    """The one revision no other migration file revises, read from the files' text; None where
+    the files are not a plain chain (then Alembic decides)."""
+    revisions, downs = set(), set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        found, down = _REVISION.findall(source), _DOWN.findall(source)
+        if len(found) != 1 or len(down) != 1:
+            return None
+        revisions.add(found[0])
+        downs.add(down[0])
+    heads = revisions - downs
+    return heads.pop() if len(heads) == 1 and len(revisions) > 1 else None
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from arena.store.schema import VOTE_CARRIES, battles, images, turns, votes
+from arena.store.schema import VOTE_CARRIES, battles, elo_state, images, turns, votes
 from arena.style import COUNTS
 
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -184,4 +184,27 @@ def guarded_regenerate():
         .where(turns.c.battle_id == bindparam("battle_id"), turns.c.idx == _LAST_IDX, ~_HAS_VOTE)
         .values(values)
         .returning(turns.c.idx)
+    )
+
+
+def save_elo_state(dialect: str):
+    """Store one filter's online Elo state (arena.store.maintained), unless the stored one is at
+    least as new: computed after more edits of stored votes, or after as many with as many votes
+    applied (without edits, votes are only ever added, so more votes applied is a later read)."""
+    row = {
+        "kind": _param("kind"),
+        "ratings": _param("ratings"),
+        "last_at": _param("last_at", DateTime(timezone=True)),
+        "applied": _param("applied", Integer),
+        "edits": _param("edits", Integer),
+    }
+    upsert = _INSERT[dialect](elo_state).values(row)
+    newer = (upsert.excluded.edits > elo_state.c.edits) | (
+        (upsert.excluded.edits == elo_state.c.edits)
+        & (upsert.excluded.applied > elo_state.c.applied)
+    )
+    return upsert.on_conflict_do_update(
+        index_elements=["kind"],
+        set_={name: upsert.excluded[name] for name in row if name != "kind"},
+        where=newer,
     )

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from arena.errors import RateLimited, StoreError
 from arena.kinds import Mode, Outcome, Requester
 from arena.store import engine as eng
-from arena.store import limits, reads, refusals, statements
+from arena.store import limits, maintained, reads, refusals, statements
 from arena.store.driver import Writer
 
 if TYPE_CHECKING:  # the battle imports the store, not the other way round
@@ -41,13 +41,14 @@ class Store:
     def open(cls, settings) -> Store:
         engine = eng.make_engine(settings.db_url)
         try:
-            if settings.db_auto_upgrade:
+            if not eng.at_head(engine):  # at head: the common start-up, without Alembic
+                if not settings.db_auto_upgrade:
+                    raise StoreError(
+                        f"The database at {engine.url.render_as_string(hide_password=True)} is not at "
+                        "the latest schema: run `python -m arena db upgrade` (or set "
+                        "ARENA_DB_AUTO_UPGRADE=true)."
+                    )
                 eng.upgrade(engine)
-            elif eng.current_revision(engine) != eng.head_revision():
-                raise StoreError(
-                    f"The database at {engine.url.render_as_string(hide_password=True)} is not at the "
-                    "latest schema: run `python -m arena db upgrade` (or set ARENA_DB_AUTO_UPGRADE=true)."
-                )
         except StoreError:
             raise
         except Exception as exc:  # any driver error at start-up becomes one line
@@ -212,6 +213,19 @@ class Store:
     def style_votes(self, which: reads.VoteFilter) -> tuple[int, int]:
         """(filtered votes, of which carry style counts)."""
         return reads.style_votes(self.engine, which)
+
+    def maintained(self, which: reads.VoteFilter) -> maintained.Maintained | None:
+        """The counts and the online Elo state the database keeps, with the votes cast since
+        (None for a date filter, which only a scan answers)."""
+        return maintained.read(self.engine, which)
+
+    def save_elo_state(self, which: reads.VoteFilter, state: maintained.EloState) -> bool:
+        """Keep online Elo for the next read (a cache: False when it was not written)."""
+        return maintained.save_state(self.engine, which, state)
+
+    def recount(self) -> int:
+        """Rebuild vote_counts from the votes and drop the Elo states; the number of votes."""
+        return maintained.recount(self.engine)
 
     def last_vote(self, which: reads.VoteFilter) -> datetime | None:
         return reads.last_vote(self.engine, which)

@@ -1,0 +1,258 @@
+"""The leaderboard's reads from what the database keeps up to date (migration 0007): the pair
+counts from vote_counts (triggers on votes keep it exact) and online Elo resumed from elo_state,
+reading only the votes cast after the state's last_at.
+
+One board's reads run in one snapshot (a repeatable-read transaction on PostgreSQL, one read
+transaction on SQLite's WAL), so the counts, the edit counter, the stored state and the new votes
+agree. The stored state still holds when no stored vote was deleted or changed since it was
+computed (vote_edits unchanged) and the votes it applied plus those cast after its last_at are
+every vote of the filter (vote_counts' total): a vote added at or before last_at (an import of
+past votes, a vote whose transaction committed late) breaks that sum. Otherwise every filtered vote
+is read again, in the same snapshot. Only filters without dates are kept: the anonymous battles
+and all battles.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy.engine import Engine
+
+from arena.kinds import Mode, Outcome
+from arena.store import engine as eng
+from arena.store import statements
+from arena.store.driver import DriverStatement
+from arena.store.reads import _FETCH, VoteFilter, _Codes, utc
+from arena.store.schema import elo_state, vote_counts, vote_edits, votes
+
+log = logging.getLogger(__name__)
+SAVE_WAIT_MS = 200  # SQLite: how long saving a state waits for the write lock before giving up
+
+
+def kind(which: VoteFilter) -> str | None:
+    """The elo_state row of a filter, or None where nothing is maintained (a date filter)."""
+    if which.since is not None or which.until is not None:
+        return None
+    return "anonymous" if which.anonymous_only else "all"
+
+
+@dataclass(frozen=True)
+class EloState:
+    """Online Elo after every vote of a filter cast at or before last_at (`applied` votes), as
+    computed when vote_edits stood at `edits`."""
+
+    ratings: dict[str, float]
+    last_at: datetime | None
+    applied: int
+    edits: int
+
+
+@dataclass(frozen=True)
+class Maintained:
+    """One board's reads: the counts, and the votes online Elo still has to apply, in time order
+    (coded as in reads.scan_votes), after `state` (None: all of them, from 1000)."""
+
+    rows: list[tuple[str, str, Outcome, int]]  # (model_a, model_b, outcome, votes) with votes > 0
+    votes: int
+    last_at: datetime | None  # the newest filtered vote (UTC)
+    edits: int
+    state: EloState | None
+    combos: list[tuple[str, str, Outcome]]
+    codes: np.ndarray
+
+    def resumed(self, ratings: dict[str, float]) -> EloState:
+        """The state after applying the new votes: what save_state stores."""
+        return EloState(ratings, self.last_at, self.votes, self.edits)
+
+
+def _filtered(query, table, which: VoteFilter):
+    return query.where(table.c.mode == Mode.ANONYMOUS.value) if which.anonymous_only else query
+
+
+_AT = votes.c.created_at.type
+
+
+def _queries(which: VoteFilter) -> dict[str, select]:
+    return {
+        "counts": _filtered(
+            select(
+                vote_counts.c.model_a,
+                vote_counts.c.model_b,
+                vote_counts.c.outcome,
+                func.sum(vote_counts.c.votes),
+            ),
+            vote_counts,
+            which,
+        ).group_by(vote_counts.c.model_a, vote_counts.c.model_b, vote_counts.c.outcome),
+        "edits": select(vote_edits.c.edits).where(vote_edits.c.id == 1),
+        "state": select(
+            elo_state.c.ratings, elo_state.c.last_at, elo_state.c.applied, elo_state.c.edits
+        ).where(elo_state.c.kind == bindparam("kind")),
+        "last": _filtered(select(votes.c.created_at), votes, which)
+        .order_by(votes.c.created_at.desc(), votes.c.id.desc())
+        .limit(1),
+        "after": _filtered(select(votes.c.model_a, votes.c.model_b, votes.c.outcome), votes, which)
+        .where(votes.c.created_at > bindparam("after", type_=_AT))
+        .order_by(votes.c.created_at, votes.c.id),
+        "all": _filtered(
+            select(votes.c.model_a, votes.c.model_b, votes.c.outcome), votes, which
+        ).order_by(votes.c.created_at, votes.c.id),
+    }
+
+
+_COMPILED: dict = {}
+
+
+def _statement(engine: Engine, which: VoteFilter, name: str) -> DriverStatement:
+    key = (engine.dialect.name, which.anonymous_only, name)
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = DriverStatement(_queries(which)[name], engine.dialect)
+    return found
+
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator:
+    """A DBAPI cursor whose queries all read one snapshot of the database."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            if engine.dialect.name == "postgresql":
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            else:
+                cursor.execute("BEGIN")  # the connection is in autocommit mode (engine.py)
+            yield cursor
+        finally:
+            cursor.close()
+    finally:
+        raw.close()  # back to the pool, rolled back
+
+
+def read(engine: Engine, which: VoteFilter) -> Maintained | None:
+    """The board's counts and the votes its Elo still needs; None for a date filter."""
+    name = kind(which)
+    if name is None:
+        return None
+    at = _AT.dialect_impl(engine.dialect).result_processor(engine.dialect, None)
+
+    def run(cursor, query: str, values: dict | None = None):
+        statement = _statement(engine, which, query)
+        cursor.execute(statement.sql, statement.params(values or {}))
+        return cursor
+
+    with _snapshot(engine) as cursor:
+        rows = [(a, b, Outcome(o), int(n)) for a, b, o, n in run(cursor, "counts").fetchall()]
+        total = sum(n for *_, n in rows)
+        (edits,) = run(cursor, "edits").fetchone()
+        stored = run(cursor, "state", {"kind": name}).fetchone()
+        last = run(cursor, "last").fetchone()
+        last_at = utc(at(last[0]) if at else last[0]) if last else None
+        state = _state(stored, at) if stored is not None else None
+        if state is not None and state.edits == edits and state.last_at is not None:
+            combos, codes = _coded(run(cursor, "after", {"after": state.last_at}))
+            if state.applied + len(codes) != total:
+                state = None  # a vote was added at or before the state's last vote
+        else:
+            state = None
+        if state is None:
+            combos, codes = _coded(run(cursor, "all"))
+            if len(codes) != total:
+                log.warning(
+                    "vote_counts says %d votes, the votes table has %d: the counts were changed "
+                    "outside the triggers; run `python -m arena db recount`",
+                    total,
+                    len(codes),
+                )
+    return Maintained(rows, total, last_at, int(edits), state, combos, codes)
+
+
+def _state(row, at) -> EloState:
+    ratings, last_at, applied, edits = row
+    return EloState(
+        json.loads(ratings), utc(at(last_at) if at else last_at), int(applied), int(edits)
+    )
+
+
+def _coded(cursor) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
+    codes = _Codes()
+    chunks = []
+    while rows := cursor.fetchmany(_FETCH):
+        chunks.append(np.fromiter(map(codes.__getitem__, rows), np.int64, len(rows)))
+    combos = [(a, b, Outcome(o)) for a, b, o in codes]
+    return combos, (np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64))
+
+
+def save_state(engine: Engine, which: VoteFilter, state: EloState) -> bool:
+    """Store the state for the next read, unless a state at least as new is there already (the
+    statement's guard). A cache: where the database is busy or read-only it is not saved, and
+    the next read applies the same votes again. True when it was written."""
+    name = kind(which)
+    if name is None or state.last_at is None:
+        return False
+    statement = _save_statement(engine)
+    params = statement.params(
+        {
+            "kind": name,
+            "ratings": json.dumps(state.ratings),  # repr of each float: read back bit for bit
+            "last_at": state.last_at,
+            "applied": state.applied,
+            "edits": state.edits,
+        }
+    )
+    sqlite = engine.dialect.name == "sqlite"
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            if sqlite:  # wait for voters (a millisecond each), not for an import
+                cursor.execute(f"PRAGMA busy_timeout={SAVE_WAIT_MS}")
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(statement.sql, params)
+            written = cursor.rowcount != 0
+            raw.driver_connection.commit()
+            return written
+        finally:
+            if sqlite:
+                cursor.execute(f"PRAGMA busy_timeout={eng.BUSY_TIMEOUT_MS}")
+            cursor.close()
+    except engine.dialect.loaded_dbapi.Error as exc:
+        log.info("online Elo state not saved (%s): the next read applies the votes again", exc)
+        return False
+    finally:
+        raw.close()  # rolled back if it did not commit
+
+
+_SAVE: dict = {}
+
+
+def _save_statement(engine: Engine) -> DriverStatement:
+    name = engine.dialect.name
+    if name not in _SAVE:
+        _SAVE[name] = DriverStatement(statements.save_elo_state(name), engine.dialect)
+    return _SAVE[name]
+
+
+def recount(engine: Engine) -> int:
+    """Count vote_counts again from the votes (after an edit that bypassed the triggers, such as
+    a TRUNCATE or a restore with triggers off) and drop every Elo state; the number of votes.
+    Writers wait meanwhile (PostgreSQL: a SHARE lock on votes; SQLite: the write lock)."""
+    key = [vote_counts.c[name] for name in ("mode", "model_a", "model_b", "outcome")]
+    counted = select(*[votes.c[c.name] for c in key], func.count()).group_by(
+        *[votes.c[c.name] for c in key]
+    )
+    with eng.write_engine(engine).begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("LOCK TABLE votes IN SHARE MODE"))
+        conn.execute(delete(vote_counts))
+        conn.execute(insert(vote_counts).from_select([*key, vote_counts.c.votes], counted))
+        conn.execute(update(vote_edits).values(edits=vote_edits.c.edits + 1))
+        conn.execute(delete(elo_state))
+        return int(conn.execute(select(func.coalesce(func.sum(vote_counts.c.votes), 0))).scalar())

@@ -1,0 +1,232 @@
+"""What the database maintains for the leaderboard (migration 0007): after every kind of write
+the triggers' vote_counts equal a full recount, the resumed online Elo equals a full replay float
+for float, and the boards equal those of the vote scan exactly. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import delete, func, select, text, update
+
+from arena import leaderboard
+from arena.images import check_image
+from arena.kinds import Outcome
+from arena.ratings import elo_loop, online_elo
+from arena.store import Store, VoteFilter
+from arena.store import engine as eng
+from arena.store.maintained import EloState
+from arena.store.schema import battles, elo_state, vote_counts, votes
+from arena.store.transfer import import_file
+from tests.conftest import png_bytes
+from tests.stored import answered_battle, votes_in_order
+from tests.test_store import OK_A, OK_B
+
+MODELS = ["m0", "m1", "m2", "m3"]
+LABELS = [o.winner_label for o in Outcome]
+KEY = ("mode", "model_a", "model_b", "outcome")
+
+
+def recounted(store) -> dict:
+    """The counts the slow, obvious way: GROUP BY over the votes."""
+    columns = [votes.c[name] for name in KEY]
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(*columns, func.count()).group_by(*columns)).all()
+    return {tuple(row[:4]): row[4] for row in rows}
+
+
+def maintained_counts(store) -> dict:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(vote_counts)).mappings().all()
+    return {tuple(row[name] for name in KEY): row["votes"] for row in rows}
+
+
+def stored_elo(store, kind: str) -> dict | None:
+    with store.engine.connect() as conn:
+        ratings = conn.execute(select(elo_state.c.ratings).where(elo_state.c.kind == kind)).scalar()
+    return None if ratings is None else json.loads(ratings)
+
+
+def assert_maintained(store) -> None:
+    """Counts equal a recount; for both kept filters the maintained board equals the scanned
+    one exactly, and the stored Elo equals a full replay float for float."""
+    assert maintained_counts(store) == recounted(store)
+    for anonymous_only, kind in ((True, "anonymous"), (False, "all")):
+        args = dict(anonymous_only=anonymous_only, bootstrap_rounds=20, seed=7)
+        kept = leaderboard.leaderboard_for(store, **args)
+        scanned = leaderboard.leaderboard_for(store, **args, maintained=False)
+        assert kept.to_dict() == scanned.to_dict()
+        replay = online_elo(votes_in_order(store, anonymous_only))
+        if replay:
+            assert stored_elo(store, kind) == replay
+            assert {r.model: r.elo for r in kept.leaderboard.rows} == {
+                r.model: replay[r.model] for r in kept.leaderboard.rows
+            }
+
+
+def app_vote(store, settings, rng: random.Random, mode: str = "anonymous") -> str:
+    a, b = rng.sample(MODELS, 2)
+    image = check_image(png_bytes(), settings)
+    bid = answered_battle(
+        store, mode=mode, model_a=a, model_b=b, image=image, prompt="?", result_a=OK_A,
+        result_b=OK_B,
+    )  # fmt: skip
+    store.record_vote(bid, rng.choice(list(Outcome)))
+    return bid
+
+
+def import_votes(store, tmp_path, rng: random.Random, n: int, start: float, name: str) -> None:
+    """n votes one second apart from Unix time `start`, a tenth named, some self-battles."""
+    path = tmp_path / f"{name}.jsonl"
+    with path.open("w") as f:
+        for i in range(n):
+            a, b = rng.choice(MODELS), rng.choice(MODELS)
+            row = {"model_a": a, "model_b": b, "winner": rng.choice(LABELS)}
+            row |= {"tstamp": start + i + rng.random() / 2, "anony": rng.random() > 0.1}
+            f.write(json.dumps(row) + "\n")
+    import_file(store, path)
+
+
+PAST = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+FUTURE = datetime(2031, 1, 1, tzinfo=UTC).timestamp()
+
+
+def test_app_votes_and_imports_keep_the_counts_and_elo(store, settings, tmp_path):
+    rng = random.Random(1)
+    assert_maintained(store)  # empty
+    for _ in range(6):
+        app_vote(store, settings, rng)
+    app_vote(store, settings, rng, mode="named")
+    assert_maintained(store)
+    for _ in range(3):  # newer votes: the stored state is resumed
+        app_vote(store, settings, rng)
+    assert_maintained(store)
+    import_votes(store, tmp_path, rng, 300, PAST, "past")  # older than the state: a replay
+    assert_maintained(store)
+    import_votes(store, tmp_path, rng, 200, FUTURE, "future")  # newer: resumed
+    assert_maintained(store)
+
+
+def test_newer_votes_resume_the_stored_state(store, settings, tmp_path):
+    """The state is read back and only the votes after it are applied."""
+    rng = random.Random(2)
+    import_votes(store, tmp_path, rng, 100, PAST, "first")
+    leaderboard.leaderboard_for(store, bootstrap_rounds=0)
+    import_votes(store, tmp_path, rng, 40, FUTURE, "later")
+    kept = store.maintained(VoteFilter())
+    assert kept.state is not None and kept.state.applied + len(kept.codes) == kept.votes
+    assert 0 < len(kept.codes) <= 40
+    assert_maintained(store)
+
+
+def test_a_deleted_vote(store, settings, tmp_path):
+    rng = random.Random(3)
+    import_votes(store, tmp_path, rng, 200, PAST, "votes")
+    assert_maintained(store)
+    with store.engine.begin() as conn:
+        first = conn.execute(select(func.min(votes.c.id))).scalar()
+        conn.execute(delete(votes).where(votes.c.id == first))
+        conn.execute(delete(votes).where(votes.c.id.in_([first + 5, first + 6, first + 7])))
+    assert_maintained(store)
+
+
+def test_a_deleted_battle_takes_its_vote_with_it(store, settings):
+    rng = random.Random(4)
+    ids = [app_vote(store, settings, rng) for _ in range(5)]
+    assert_maintained(store)
+    with store.engine.begin() as conn:  # ON DELETE CASCADE fires the vote's trigger too
+        conn.execute(delete(battles).where(battles.c.id == ids[1]))
+    assert_maintained(store)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"outcome": "bothbad"},
+        {"model_a": "m-new"},
+        {"mode": "named"},
+        {"created_at": datetime(2023, 6, 1, tzinfo=UTC)},  # same counts, another Elo order
+    ],
+)
+def test_an_updated_vote(store, settings, tmp_path, change):
+    rng = random.Random(5)
+    import_votes(store, tmp_path, rng, 200, PAST, "votes")
+    assert_maintained(store)
+    with store.engine.begin() as conn:
+        some = conn.execute(select(votes.c.id).order_by(votes.c.id).limit(20)).scalars().all()
+        conn.execute(update(votes).where(votes.c.id.in_(some[5:9])).values(**change))
+    assert_maintained(store)
+
+
+def test_an_update_of_other_columns_keeps_the_state(store, settings, tmp_path):
+    rng = random.Random(6)
+    import_votes(store, tmp_path, rng, 50, PAST, "votes")
+    leaderboard.leaderboard_for(store, bootstrap_rounds=0)
+    with store.engine.begin() as conn:
+        conn.execute(update(votes).values(voter_id="someone"))
+    kept = store.maintained(VoteFilter())
+    assert kept.state is not None and len(kept.codes) == 0
+    assert_maintained(store)
+
+
+def test_the_migration_counts_the_stored_votes(db_url, settings, tmp_path):
+    engine = eng.make_engine(db_url)
+    eng.upgrade(engine, "0006")
+    old = Store(engine, settings)
+    import_votes(old, tmp_path, random.Random(7), 300, PAST, "old")
+    eng.upgrade(engine, "head")
+    store = Store(engine, settings)
+    assert sum(maintained_counts(store).values()) == 300
+    assert_maintained(store)
+    eng.upgrade(engine, "0006")  # and back: the triggers go with the tables
+    import_votes(old, tmp_path, random.Random(8), 10, FUTURE, "again")
+    eng.upgrade(engine, "head")
+    assert_maintained(store)
+    engine.dispose()
+
+
+def test_recount_repairs_counts_changed_behind_the_triggers(store, settings, tmp_path):
+    import_votes(store, tmp_path, random.Random(9), 100, PAST, "votes")
+    leaderboard.leaderboard_for(store, bootstrap_rounds=0)
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM vote_counts"))
+        conn.execute(text("INSERT INTO vote_counts VALUES ('anonymous', 'x', 'y', 'a', 5)"))
+    assert store.recount() == 100
+    assert stored_elo(store, "anonymous") is None
+    assert_maintained(store)
+
+
+def test_an_older_state_never_replaces_a_newer_one(store, settings, tmp_path):
+    import_votes(store, tmp_path, random.Random(10), 30, PAST, "votes")
+    leaderboard.leaderboard_for(store, bootstrap_rounds=0)
+    newest = stored_elo(store, "anonymous")
+    kept = store.maintained(VoteFilter())
+    stale = EloState({"m0": 1.0}, kept.last_at, kept.votes - 1, kept.edits)
+    assert not store.save_elo_state(VoteFilter(), stale)
+    assert stored_elo(store, "anonymous") == newest
+
+
+def test_date_filters_are_not_maintained(store):
+    assert store.maintained(VoteFilter(since=datetime(2024, 1, 1, tzinfo=UTC))) is None
+
+
+@pytest.mark.parametrize("split", [0, 1, 17, 499, 500])
+def test_resumed_elo_is_elo_loop_float_for_float(split):
+    rng = random.Random(split)
+    names = [f"m{i}" for i in range(12)]
+    battles_ = [(rng.choice(names), rng.choice(names), rng.choice("ab") + "") for _ in range(500)]
+    combos = sorted({(a, b, o) for a, b, o in battles_})
+    index = {c: i for i, c in enumerate(combos)}
+    import numpy as np
+
+    codes = np.array([index[b] for b in battles_], dtype=np.int64)
+    first = leaderboard.resume_elo({}, combos, codes[:split])
+    resumed = leaderboard.resume_elo(first, combos, codes[split:])
+    ids: dict[str, int] = {}
+    left = [ids.setdefault(a, len(ids)) for a, _, _ in battles_]
+    right = [ids.setdefault(b, len(ids)) for _, b, _ in battles_]
+    scores = [1.0 if o == "a" else 0.0 for _, _, o in battles_]
+    rating = elo_loop(left, right, scores, len(ids))
+    assert resumed == {name: rating[i] for name, i in ids.items()}
