@@ -54,7 +54,10 @@ def cmd_leaderboard(args) -> int:
         style_reg=args.style_reg,
     )
     if args.json:
-        print(json.dumps(board.to_dict(), indent=2, ensure_ascii=False))
+        out = board.to_dict()
+        if args.style_control:  # also when no vote carries style counts (the warning says so)
+            out.setdefault("style_control", True)
+        print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         print(format_board(board))
     return 0
@@ -80,7 +83,8 @@ def format_board(board) -> str:
     """The board as aligned text: a summary line, the table, the warnings, the position bias."""
     which = "anonymous battles only" if board.anonymous_only else "all battles"
     if board.empty:
-        return f"No votes to rate ({which}): import votes or run battles first."
+        why = "".join(f"\nwarning: {w}" for w in board.leaderboard.warnings if "No votes" not in w)
+        return f"No votes to rate ({which}): import votes or run battles first.{why}"
     lb = board.leaderboard
     last = board.last_vote.strftime("%Y-%m-%d %H:%M:%S UTC") if board.last_vote else "-"
     lines = [f"{board.votes:,} votes ({which}) among {len(lb.rows)} models; last vote {last}"]

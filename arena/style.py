@@ -126,6 +126,7 @@ def flat_conv_metadata(a: StyleCounts, b: StyleCounts) -> dict[str, int]:
 
 
 FLAT_FIELDS = tuple(flat_conv_metadata(StyleCounts(), StyleCounts()))
+_GROUPS = {f"{kind}_count_{side}" for kind in ("header", "list", "bold") for side in ("a", "b")}
 # every flat column an import reads -> (conv_metadata key, inner key or None for a plain total)
 _FLAT_KEYS = {
     f"{prefix}{name}": (name.partition(".")[0], name.partition(".")[2] or None)
@@ -218,10 +219,18 @@ def _unflatten(row: Mapping) -> dict | None:
         value = row.get(key)
         if value is None or (type(value) is not int and _missing(value)):
             continue
+        known = meta.get(outer)
         if inner is None:
+            if known is not None:
+                raise ValueError(f"{outer} is given both as a number and with its breakdown")
             meta[outer] = value
-        elif isinstance(meta.setdefault(outer, {}), dict):
-            meta[outer][inner] = value
+        elif known is None or isinstance(known, dict):
+            meta.setdefault(outer, {})[inner] = value
         else:
-            raise ValueError(f"{outer} is given both as a number and as {key}")
+            raise ValueError(f"{outer} is given both as a number and with its breakdown")
+    for key in row:  # a breakdown column we do not know is a mistake, not something to drop
+        name = key.removeprefix("conv_metadata.") if isinstance(key, str) else ""
+        outer, dot, inner = name.partition(".")
+        if dot and outer in _GROUPS and key not in _FLAT_KEYS:
+            raise ValueError(f"{outer} has unknown keys {inner}")
     return meta or None

@@ -310,12 +310,6 @@ def test_h7_is_named_as_the_unknown_key():
         parse_conv_metadata({"conv_metadata": {"header_count_a": {"h1": 1, "h7": 1}}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="arena bug (since bc697aa): a flat column with an unknown key of a known group "
-    "(`header_count_a.h7`, `list_count_b.nested`) is silently ignored, where the same key in a "
-    "conv_metadata object is a ValueError naming it",
-)
 @pytest.mark.parametrize(
     "row",
     [
@@ -329,12 +323,6 @@ def test_unknown_flat_columns_are_refused(row):
         parse_conv_metadata(row)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="arena bug (since bc697aa): flat `header_count_a` (a total) beside "
-    "`header_count_a.h2` silently drops h2 (-> h1=3, h2=0), while the same pair with the "
-    "`conv_metadata.` prefix on the breakdown raises 'given both as a number and as ...'",
-)
 def test_a_total_and_a_breakdown_of_the_same_group_are_refused_in_either_order():
     with pytest.raises(ValueError, match="header_count_a is given both"):
         parse_conv_metadata({"header_count_a": 3, "conv_metadata.header_count_a.h2": 1})
@@ -550,12 +538,6 @@ def test_text_table_shows_raw_ratings_and_changes(monkeypatch, capsys, tmp_path,
     assert "style controlled" not in plain and "style counts" not in plain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="arena bug: `leaderboard --style-control` over votes that all lack style counts says "
-    "'No votes to rate ... import votes or run battles first.' and drops the warning that the "
-    "votes carry no style counts (the JSON has it)",
-)
 def test_style_control_without_any_style_data_says_why(monkeypatch, capsys, tmp_path):
     path = tmp_path / "bare.jsonl"
     path.write_text(json.dumps({"model_a": "m1", "model_b": "m2", "winner": "model_a"}) + "\n")

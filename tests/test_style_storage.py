@@ -498,17 +498,10 @@ def test_imported_style_feeds_the_features_the_board_reads(store, tmp_path):
     assert count_rows(store, turns) == 0  # imported votes have no turns
 
 
-def test_large_accepted_token_counts_still_rate(store, tmp_path, request):
+def test_large_accepted_token_counts_still_rate(store, tmp_path):
     """Each count the import accepts (< 2**31) must leave the board computable on both engines."""
     from arena.leaderboard import leaderboard_for
 
-    if store.engine.dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="arena bug (since bc697aa): on PostgreSQL the style scan computes a + b + 1 "
-            "in int4, so two accepted token counts summing past 2**31 - 1 (1.2e9 + 1e9) make "
-            "`leaderboard --style-control` fail with psycopg NumericValueOutOfRange (a traceback)",
-        ))  # fmt: skip
     big = conv_metadata(StyleCounts(1_200_000_000), StyleCounts(1_000_000_000))
     small = conv_metadata(StyleCounts(10), StyleCounts(20))
     rows = [

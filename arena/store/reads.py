@@ -104,7 +104,9 @@ _STYLE_TOTALS = {
 
 
 def _style_total(side: str, parts: tuple[str, ...]):
-    columns = [votes.c[f"style_{part}_{side}"] for part in parts]
+    """One side's total as a float: PostgreSQL's int4 would overflow on a + b + 1 of two
+    accepted token counts."""
+    columns = [cast(votes.c[f"style_{part}_{side}"], Float) for part in parts]
     total = columns[0]
     for column in columns[1:]:
         total = total + column
@@ -114,7 +116,7 @@ def _style_total(side: str, parts: tuple[str, ...]):
 def _style_feature(parts: tuple[str, ...]):
     """(a - b) / (a + b + 1) of one style total, in double precision on both engines."""
     a, b = _style_total("a", parts), _style_total("b", parts)
-    return cast(a - b, Float) / (a + b + 1)
+    return (a - b) / (a + b + 1)
 
 
 def scan_style(
