@@ -384,6 +384,11 @@ def test_a_mixed_file_keeps_the_votes_without_style_data_without_it(store, tmp_p
     csv_rows = pd.read_csv(tmp_path / "mixed.csv", keep_default_na=False, dtype=str)
     assert csv_rows["sum_assistant_a_tokens"].tolist() == ["100", "", "102", "", ""]
     assert csv_rows["bold_count_b.**"].tolist() == ["7", "", "7", "", ""]
+    import pyarrow.parquet as pq
+
+    meta = pq.read_table(tmp_path / "mixed.parquet").column("conv_metadata")
+    assert str(meta.type.field("sum_assistant_a_tokens").type) == "int64"  # not 100.0
+    assert [m.is_valid for m in meta] == [True, False, True, False, False]
     frame = export_frame(store)
     for fmt in ("csv", "parquet", "jsonl"):
         empty(store)

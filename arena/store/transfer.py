@@ -354,6 +354,10 @@ def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records, columns=columns)
     if styled and flat:  # whole numbers, empty for votes without style counts
         frame[list(FLAT_FIELDS)] = frame[list(FLAT_FIELDS)].astype("Int64")
+    elif styled:  # None, not NaN, where a vote has none: parquet keeps the counts integers
+        frame["conv_metadata"] = (
+            frame["conv_metadata"].astype(object).where(frame["conv_metadata"].notna(), None)
+        )
     return frame
 
 
