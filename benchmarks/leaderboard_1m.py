@@ -2,17 +2,28 @@
 (uncached) computation the page runs, and its parts on their own.
 
     python benchmarks/leaderboard_1m.py [--votes N] [--models M] [--seed S] [--pg URL] [--no-page]
+    python benchmarks/leaderboard_1m.py --process 300000 3000000 [--keep DIR] [--pg URL]
 
 Votes among M models come from known ratings (Bradley-Terry with ties), 10 % of them named, one
 every half second; they go through a CSV file and `arena.store.transfer.import_file` into a fresh
 SQLite file (and, with --pg, into a fresh schema of that PostgreSQL database, dropped afterwards).
 Targets: import under a minute, the page's computation under two seconds.
+
+--process times the whole command-line process `python -m arena leaderboard --json --bootstrap 100`
+at each number of votes (SQLite; PostgreSQL too with --pg): its first run after the import (which
+replays online Elo once and stores its state), then the median of three more (the maintained
+counts and the resumed Elo: the target is the same time at every size), and the same board by
+the vote scan that every run needed before migration 0007 (leaderboard_for(maintained=False) in
+an otherwise identical process). --keep DIR keeps each SQLite file as DIR/votes-N.db and reuses
+it next time instead of importing again.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -85,6 +96,9 @@ def run(db_url: str, csv_path: Path, page: bool) -> None:
         verdict = "  (ok)" if median < 2 else "  (OVER 2 s)"
         label = "page computation again, uncached (median, best of 3)"
         print(f"  {label:<52} {median:8.3f} s{verdict}  best {best:.3f} s", flush=True)
+        with timed("same board by the vote scan (as before migration 0007)", 2):
+            store.data_version()
+            leaderboard.leaderboard_for(store, maintained=False)
         with timed("same, all battles (anonymous and named)", 2):
             store.data_version()
             leaderboard.leaderboard_for(store, anonymous_only=False)
@@ -163,6 +177,71 @@ def pg_schema(url: str):
         admin.dispose()
 
 
+CLI = [sys.executable, "-m", "arena", "leaderboard", "--json", "--bootstrap", "100"]
+# the same process, the board by the vote scan (what every run did before migration 0007)
+SCAN = [
+    sys.executable,
+    "-c",
+    "import json; from arena.config import Settings; from arena.store import Store; "
+    "from arena.leaderboard import leaderboard_for; "
+    "b = leaderboard_for(Store.open(Settings.from_env()), bootstrap_rounds=100, maintained=False); "
+    "print(json.dumps(b.to_dict(), indent=2, ensure_ascii=False))",
+]
+
+
+def process_seconds(command: list[str], db_url: str) -> tuple[float, str]:
+    env = {**os.environ, "ARENA_DB_URL": db_url, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip()[-500:]}")
+    return seconds, done.stdout
+
+
+def process_runs(db_url: str, csv_path: Path | None) -> None:
+    """Import (unless the database is there already), then the leaderboard processes."""
+    if csv_path is not None:
+        store = Store.open(Settings(db_url=db_url))
+        with timed("import_file (CSV -> database, one transaction)"):
+            import_file(store, csv_path)
+        store.engine.dispose()
+    first, board = process_seconds(CLI, db_url)
+    print(f"  {'leaderboard process, first run (replays Elo once)':<52} {first:8.3f} s")
+    again = [process_seconds(CLI, db_url)[0] for _ in range(3)]
+    print(f"  {'leaderboard process again (median of 3)':<52} {statistics.median(again):8.3f} s")
+    scans = [process_seconds(SCAN, db_url) for _ in range(3)]
+    seconds = statistics.median(s for s, _ in scans)
+    same = "same board" if scans[0][1] == board else "BOARDS DIFFER"
+    print(f"  {'same process by the vote scan (median of 3)':<52} {seconds:8.3f} s  ({same})")
+
+
+def process_main(args) -> None:
+    print("command:", " ".join(["python", *CLI[1:]]), flush=True)
+    keep = Path(args.keep) if args.keep else None
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for votes in args.process:
+            print(f"{votes:,} votes among {args.models} models:", flush=True)
+            db = (keep or Path(tmp)) / f"votes-{votes}.db"
+            csv_path = None
+            if not db.exists():
+                csv_path = Path(tmp) / "votes.csv"
+                synthetic_csv(csv_path, votes, args.models, args.seed)
+            print(" SQLite:")
+            process_runs(f"sqlite:///{db}", csv_path)
+            if args.pg:
+                if csv_path is None:
+                    csv_path = Path(tmp) / "votes.csv"
+                    synthetic_csv(csv_path, votes, args.models, args.seed)
+                print(" PostgreSQL:")
+                with pg_schema(args.pg) as url:
+                    process_runs(url, csv_path)
+            if keep is None:
+                db.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--votes", type=int, default=1_000_000)
@@ -170,7 +249,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pg", metavar="URL", help="also run on this PostgreSQL database")
     parser.add_argument("--no-page", dest="page", action="store_false", help="skip AppTest")
+    parser.add_argument(
+        "--process",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="time the leaderboard process at N votes",
+    )
+    parser.add_argument(
+        "--keep", metavar="DIR", help="with --process: keep and reuse the SQLite files"
+    )
     args = parser.parse_args()
+    if args.process:
+        process_main(args)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "votes.csv"

@@ -230,3 +230,32 @@ def test_resumed_elo_is_elo_loop_float_for_float(split):
     scores = [1.0 if o == "a" else 0.0 for _, _, o in battles_]
     rating = elo_loop(left, right, scores, len(ids))
     assert resumed == {name: rating[i] for name, i in ids.items()}
+
+
+def test_a_busy_sqlite_database_only_skips_saving_the_state(tmp_path):
+    """While another connection holds the write lock (an import, say), the board is still read
+    and right; only its Elo state is not saved, after a short wait instead of the 30 s timeout."""
+    import sqlite3
+    import time
+
+    from arena.config import Settings
+    from arena.store import maintained
+
+    db = tmp_path / "busy.db"
+    store = Store.open(Settings(db_url=f"sqlite:///{db}"))
+    import_votes(store, tmp_path, random.Random(11), 50, PAST, "votes")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        board = leaderboard.leaderboard_for(store, bootstrap_rounds=0)
+        assert time.monotonic() - started < maintained.SAVE_WAIT_MS / 1000 + 5
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert stored_elo(store, "anonymous") is None
+    scanned = leaderboard.leaderboard_for(store, bootstrap_rounds=0, maintained=False)
+    assert board.to_dict() == scanned.to_dict()
+    leaderboard.leaderboard_for(store, bootstrap_rounds=0)  # free again: saved
+    assert stored_elo(store, "anonymous") == online_elo(votes_in_order(store))
+    store.engine.dispose()
