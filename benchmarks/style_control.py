@@ -1,0 +1,210 @@
+"""Time style control at scale: the whole `python -m arena leaderboard --style-control --json`
+process, its scan and its fit apart, and migration 0006's backfill of stored battles.
+
+    python benchmarks/style_control.py [--sizes 1000000 10000000] [--models 20] [--backfill 1000000]
+                                       [--pg URL] [--keep DIR]
+
+For each size, votes among M models (known ratings, a real length effect, 15 % ties) with
+conv_metadata go through a parquet file and `arena.store.transfer.import_file` (`python -m arena import`,
+the real import, with its peak memory) into a fresh SQLite file (and, with --pg, a fresh schema of that PostgreSQL database). Then:
+the whole leaderboard process (start-up, scan, fit, sandwich intervals, JSON) timed from outside,
+and inside one process the scan (store -> StyleBattles) and the fit on its own.
+--backfill N builds a database at revision 0005 holding N answered and voted battles (one turn
+each, markdown answers) with plain SQL, then times `python -m arena db upgrade` (counting every
+turn, summing every vote). Targets (issue 11, on the 2-core build machine, 1M battles): the fit
+under 3 s, the whole command under 8 s, the backfill in minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from arena import leaderboard  # noqa: E402
+from arena.config import Settings  # noqa: E402
+from arena.ratings import fit_style  # noqa: E402
+from arena.ratings.contextual import sandwich_intervals  # noqa: E402
+from arena.store import Store, VoteFilter  # noqa: E402
+
+LABELS = np.array(["model_a", "model_b", "tie"])
+
+
+def styled_parquet(path: Path, votes: int, models: int, seed: int) -> None:
+    """Votes with flat conv_metadata columns; the longer answer wins more often."""
+    rng = np.random.default_rng(seed)
+    strength = rng.normal(0, 0.7, models)
+    verbosity = rng.uniform(80, 700, models)
+    a = rng.integers(0, models, votes)
+    b = (a + rng.integers(1, models, votes)) % models
+    cols = {}
+    for side, m in (("a", a), ("b", b)):
+        cols[f"sum_assistant_{side}_tokens"] = rng.poisson(verbosity[m])
+        cols[f"header_count_{side}.h1"] = rng.poisson(0.5, votes)
+        cols[f"header_count_{side}.h2"] = rng.poisson(1.0, votes)
+        cols[f"list_count_{side}.ordered"] = rng.poisson(2.0, votes)
+        cols[f"list_count_{side}.unordered"] = rng.poisson(3.0, votes)
+        cols[f"bold_count_{side}.**"] = rng.poisson(2.0, votes)
+    ta, tb = cols["sum_assistant_a_tokens"], cols["sum_assistant_b_tokens"]
+    logit = strength[a] - strength[b] + 1.2 * (ta - tb) / (ta + tb + 1)
+    code = np.where(rng.random(votes) < 1 / (1 + np.exp(-logit)), 0, 1)
+    code = np.where(rng.random(votes) < 0.15, 2, code)
+    names = np.array([f"model-{i:02d}" for i in range(models)])
+    frame = pd.DataFrame(
+        {
+            "model_a": names[a],
+            "model_b": names[b],
+            "winner": LABELS[code],
+            "tstamp": 1.7e9 + 0.5 * np.arange(votes),
+            **cols,
+        }
+    )
+    frame.to_parquet(path, index=False)
+
+
+def arena_cli(db_url: str, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    env = {**os.environ, "ARENA_DB_URL": db_url, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "arena", *args], env=env, capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"arena {' '.join(args)} failed: {done.stderr.strip()}")
+    return elapsed, done
+
+
+def one_size(db_url: str, votes: int, models: int, work: Path) -> None:
+    path = work / f"styled-{votes}.parquet"
+    if not path.exists():
+        styled_parquet(path, votes, models, seed=votes)
+    took, _ = arena_cli(db_url, "import", str(path))
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        f"  `import` of {votes:,} votes with conv_metadata: {took:.1f} s (largest child so far {peak:.0f} MiB)"
+    )
+    store = Store.open(Settings(db_url=db_url))
+    whole, _ = arena_cli(db_url, "leaderboard", "--style-control", "--json")
+    print(f"  whole `leaderboard --style-control --json` process: {whole:.2f} s")
+    start = time.perf_counter()
+    _, battles, _ = leaderboard._style_scan(store, VoteFilter())
+    scan = time.perf_counter() - start
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        sandwich_intervals(fit_style(battles))
+        times.append(time.perf_counter() - start)
+    print(f"  scan (store -> one row per battle): {scan:.2f} s")
+    print(f"  fit + sandwich intervals (best of 3): {min(times):.2f} s")
+    start = time.perf_counter()
+    leaderboard.leaderboard_for(store, style_control=True)
+    print(f"  leaderboard_for(style_control=True) in process: {time.perf_counter() - start:.2f} s")
+    store.engine.dispose()
+
+
+def backfill(db_url: str, battles: int) -> None:
+    """A database at 0005 with `battles` voted battles of one turn each, then `db upgrade`."""
+    from sqlalchemy import text
+
+    from arena.store import engine as eng
+
+    engine = eng.make_engine(db_url)
+    eng.upgrade(engine, revision="0005")
+    answer = "# Plan\n\n1. **Look** at it\n2. Count\n- one\n- two\n```\n# not a header\n```\nDone."
+    with engine.begin() as conn:
+        for start in range(0, battles, 100_000):
+            ids = [f"{i:032x}" for i in range(start, min(start + 100_000, battles))]
+            conn.execute(
+                text(
+                    "INSERT INTO battles (id, created_at, mode, model_a, model_b, source) "
+                    "VALUES (:id, '2026-01-01 00:00:00', 'anonymous', 'a', 'b', 'arena')"
+                ),
+                [{"id": i} for i in ids],
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO turns (battle_id, idx, created_at, prompt, answer_a, tokens_a, "
+                    "answer_b, ok_a, ok_b) VALUES (:id, 0, '2026-01-01 00:00:00', 'What?', :a, "
+                    "40, :b, true, true)"
+                ),
+                [{"id": i, "a": answer, "b": answer[: 20 + n % 50]} for n, i in enumerate(ids)],
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO votes (battle_id, outcome, created_at, model_a, model_b, mode) "
+                    "VALUES (:id, 'a', '2026-01-01 00:00:00', 'a', 'b', 'anonymous')"
+                ),
+                [{"id": i} for i in ids],
+            )
+    engine.dispose()
+    upgrade, _ = arena_cli(db_url, "db", "upgrade")
+    print(
+        f"  `db upgrade` 0005 -> 0006 over {battles:,} battles (turns and votes): {upgrade:.1f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--backfill", type=int, default=1_000_000, metavar="N")
+    parser.add_argument("--pg", metavar="URL", help="also on this PostgreSQL database")
+    parser.add_argument("--keep", metavar="DIR", help="keep the generated files here")
+    args = parser.parse_args()
+    print("command: python benchmarks/style_control.py " + " ".join(sys.argv[1:]))
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="style-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    for votes in args.sizes:
+        print(f"SQLite, {votes:,} votes among {args.models} models:")
+        one_size(f"sqlite:///{work / f'styled-{votes}.db'}", votes, args.models, work)
+        (work / f"styled-{votes}.db").unlink(missing_ok=True)
+        if args.pg:
+            print(f"PostgreSQL, {votes:,} votes among {args.models} models:")
+            with pg_schema(args.pg) as url:
+                one_size(url, votes, args.models, work)
+    if args.backfill:
+        print(f"SQLite backfill, {args.backfill:,} battles:")
+        backfill(f"sqlite:///{work / 'backfill.db'}", args.backfill)
+        if args.pg:
+            print(f"PostgreSQL backfill, {args.backfill:,} battles:")
+            with pg_schema(args.pg) as url:
+                backfill(url, args.backfill)
+
+
+class pg_schema:
+    """A fresh schema on the PostgreSQL database, used through search_path, dropped after."""
+
+    def __init__(self, url: str):
+        self.url, self.schema = url, f"bench_{uuid.uuid4().hex[:8]}"
+
+    def __enter__(self) -> str:
+        from sqlalchemy import create_engine, text
+
+        self.admin = create_engine(self.url)
+        with self.admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {self.schema}"))
+        sep = "&" if "?" in self.url else "?"
+        return f"{self.url}{sep}options=-csearch_path%3D{self.schema}"
+
+    def __exit__(self, *exc) -> None:
+        from sqlalchemy import text
+
+        with self.admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {self.schema} CASCADE"))
+        self.admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
