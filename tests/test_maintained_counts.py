@@ -259,3 +259,20 @@ def test_a_busy_sqlite_database_only_skips_saving_the_state(tmp_path):
     leaderboard.leaderboard_for(store, bootstrap_rounds=0)  # free again: saved
     assert stored_elo(store, "anonymous") == online_elo(votes_in_order(store))
     store.engine.dispose()
+
+
+def test_counts_changed_behind_the_triggers_fall_back_to_the_scan(
+    store, settings, tmp_path, caplog
+):
+    """Where vote_counts disagrees with the votes (an edit with triggers off), the board is still
+    the scanned one, and the log says to run db recount."""
+    import_votes(store, tmp_path, random.Random(12), 60, PAST, "votes")
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE vote_counts SET votes = votes + 3"))
+    args = dict(bootstrap_rounds=5, seed=1)
+    with caplog.at_level("WARNING", logger="arena.store.maintained"):
+        board = leaderboard.leaderboard_for(store, **args)
+    assert board.to_dict() == leaderboard.leaderboard_for(store, **args, maintained=False).to_dict()
+    assert "db recount" in caplog.text
+    store.recount()
+    assert_maintained(store)

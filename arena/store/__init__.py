@@ -3,6 +3,7 @@
 schema      the tables                      statements  the guarded writes, one statement each
 refusals    why a guarded write refused     reads       the leaderboard's scans and cache keys
 driver      hot writes on the DBAPI cursor  engine      engine, migrations, retries
+maintained  the leaderboard's counts and online Elo state that the database keeps (0007)
 store       Store: the one object the app and the command line use
 transfer    import and export of votes
 """

@@ -137,7 +137,8 @@ def _snapshot(engine: Engine) -> Iterator:
 
 
 def read(engine: Engine, which: VoteFilter) -> Maintained | None:
-    """The board's counts and the votes its Elo still needs; None for a date filter."""
+    """The board's counts and the votes its Elo still needs; None for a date filter, or where
+    vote_counts disagrees with the votes (then only the scan gives the right board)."""
     name = kind(which)
     if name is None:
         return None
@@ -167,10 +168,12 @@ def read(engine: Engine, which: VoteFilter) -> Maintained | None:
             if len(codes) != total:
                 log.warning(
                     "vote_counts says %d votes, the votes table has %d: the counts were changed "
-                    "outside the triggers; run `python -m arena db recount`",
+                    "outside the triggers; run `python -m arena db recount` (until then the "
+                    "leaderboard scans every vote)",
                     total,
                     len(codes),
                 )
+                return None
     return Maintained(rows, total, last_at, int(edits), state, combos, codes)
 
 
