@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, func, select, text, update
 
 from arena import leaderboard
+from arena.config import LIMITS, Settings
 from arena.images import check_image
 from arena.kinds import Outcome
 from arena.ratings import elo_loop, online_elo
-from arena.store import Store, VoteFilter
+from arena.store import Store, VoteFilter, transfer
 from arena.store import engine as eng
 from arena.store.maintained import EloState
 from arena.store.schema import battles, elo_state, vote_counts, votes
@@ -276,3 +279,65 @@ def test_counts_changed_behind_the_triggers_fall_back_to_the_scan(
     assert "db recount" in caplog.text
     store.recount()
     assert_maintained(store)
+
+
+@pytest.fixture
+def pg_store(pg_url, tmp_path):
+    s = Store.open(
+        Settings(db_url=pg_url, models=str(tmp_path / "models.yaml"), **dict.fromkeys(LIMITS, 0))
+    )
+    yield s
+    s.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_an_app_vote_does_not_wait_for_an_import_on_the_same_pair(pg_store, tmp_path, monkeypatch):
+    """PostgreSQL takes many writers at once: an import holding vote_counts' rows from its first
+    chunk to its commit would make every app vote on those pairs wait for the whole import. The
+    import counts its own votes in one upsert at its end instead (SQLite has one writer at a
+    time, so there an app vote waits for any import, triggers or not)."""
+    store, rng = pg_store, random.Random(7)
+    settings = store.settings
+    app_vote(store, settings, rng)
+    paused, release = threading.Event(), threading.Event()
+    write_chunk = transfer._write_chunk
+
+    def pausing(conn, chunk, *args):
+        written = write_chunk(conn, chunk, *args)
+        if chunk:  # the first chunk is written, the transaction still open
+            paused.set()
+            release.wait(60)
+        return written
+
+    monkeypatch.setattr(transfer, "_CHUNK", 50)
+    monkeypatch.setattr(transfer, "_write_chunk", pausing)
+    path = tmp_path / "all-pairs.jsonl"
+    rows = [
+        {"model_a": a, "model_b": b, "winner": w}
+        for a in MODELS
+        for b in MODELS
+        for w in LABELS
+        if a != b
+    ]  # every pair and outcome, so the app vote's vote_counts row is one the import wrote
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows * 2))
+    errors = []
+    importer = threading.Thread(target=lambda: _run(errors, import_file, store, path))
+    importer.start()
+    try:
+        assert paused.wait(30), "the import never wrote its first chunk"
+        started = time.perf_counter()
+        app_vote(store, settings, rng)  # a pair the import has written (every pair is in it)
+        assert time.perf_counter() - started < 5
+    finally:
+        release.set()
+        importer.join(60)
+    assert not errors, errors
+    assert_maintained(store)
+    assert maintained_counts(store) == recounted(store)
+
+
+def _run(errors: list, fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception as exc:  # reported by the test's own thread
+        errors.append(exc)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -241,6 +242,41 @@ def _save_statement(engine: Engine) -> DriverStatement:
     if name not in _SAVE:
         _SAVE[name] = DriverStatement(statements.save_elo_state(name), engine.dialect)
     return _SAVE[name]
+
+
+DEFER_SETTING = "arena.defer_vote_counts"  # migration 0007's insert trigger skips while 'on'
+
+
+@contextmanager
+def deferred_counts(conn) -> Iterator[Counter]:
+    """PostgreSQL, inside a bulk writer's transaction: the insert trigger stops counting the votes
+    this transaction inserts; the caller adds each vote's (mode, model_a, model_b, outcome) to
+    the Counter it gets, and they are upserted in one statement at the end, in key order, so
+    vote_counts' rows stay locked for a moment rather than the whole import. SQLite (one writer
+    at a time anyway) keeps counting in its triggers; the Counter is ignored there."""
+    counted: Counter = Counter()
+    postgres = (
+        conn.dialect.name == "postgresql"
+        and conn.execute(
+            text(
+                "SELECT to_regclass('vote_counts') IS NOT NULL"
+            )  # a database before 0007: no counts
+        ).scalar_one()
+    )
+    if postgres:
+        conn.execute(text(f"SELECT set_config('{DEFER_SETTING}', 'on', true)"))
+    yield counted
+    if not postgres:
+        return
+    conn.execute(text(f"SELECT set_config('{DEFER_SETTING}', 'off', true)"))
+    if counted:
+        conn.execute(
+            statements.add_vote_counts(),
+            [
+                {"mode": m, "model_a": a, "model_b": b, "outcome": o, "votes": n}
+                for (m, a, b, o), n in sorted(counted.items())
+            ],
+        )
 
 
 def recount(engine: Engine) -> int:

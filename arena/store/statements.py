@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from arena.store.schema import VOTE_CARRIES, battles, elo_state, images, turns, votes
+from arena.store.schema import VOTE_CARRIES, battles, elo_state, images, turns, vote_counts, votes
 from arena.style import COUNTS
 
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -207,4 +207,15 @@ def save_elo_state(dialect: str):
         index_elements=["kind"],
         set_={name: upsert.excluded[name] for name in row if name != "kind"},
         where=newer,
+    )
+
+
+def add_vote_counts():
+    """PostgreSQL: add `votes` to a (mode, model_a, model_b, outcome) row of vote_counts (an
+    import's own counts, arena.store.maintained.deferred_counts)."""
+    row = {c: bindparam(c) for c in ("mode", "model_a", "model_b", "outcome", "votes")}
+    upsert = postgresql.insert(vote_counts).values(row)
+    return upsert.on_conflict_do_update(
+        index_elements=["mode", "model_a", "model_b", "outcome"],
+        set_={"votes": vote_counts.c.votes + upsert.excluded.votes},
     )

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from arena.errors import TransferError
 from arena.kinds import Mode, Outcome
 from arena.store.engine import with_retries
+from arena.store.maintained import deferred_counts
 from arena.store.schema import VOTE_CARRIES, battles, votes
 from arena.store.store import Store, now
 from arena.style import FLAT_FIELDS, StyleCounts, conv_metadata, flat_conv_metadata
@@ -199,7 +200,7 @@ def import_file(store: Store, path: str | Path) -> int:
 
     def write() -> int:
         written, problems, chunk = 0, [], []
-        with store.write_engine.begin() as conn:
+        with store.write_engine.begin() as conn, deferred_counts(conn) as counted:
             for line, raw in read_rows(path):
                 try:
                     row = parse_row(raw)
@@ -209,6 +210,7 @@ def import_file(store: Store, path: str | Path) -> int:
                 if problems:
                     continue  # the import fails: check the rest, write nothing more
                 chunk.append(row)
+                counted[row["mode"], row["model_a"], row["model_b"], row["outcome"]] += 1
                 if len(chunk) == _CHUNK:
                     written += _write_chunk(conn, chunk, prefix, written, source)
                     chunk = []

@@ -5,7 +5,9 @@ counts the deletions and changes of stored votes; elo_state keeps online Elo res
 The triggers are created before the counts are filled, so on PostgreSQL (CREATE TRIGGER locks
 votes against writes until this migration commits) no vote falls between the two. PostgreSQL's
 are statement triggers over transition tables: a COPY or multi-row INSERT of a million votes
-costs one GROUP BY, not a million function calls. SQLite has row triggers only.
+costs one GROUP BY, not a million function calls. SQLite has row triggers only. A PostgreSQL
+import sets a transaction-local flag that the insert trigger skips, and adds its own counts in one
+upsert just before it commits (the same transaction, so the counts stay exact).
 
 Revision ID: 0007
 Revises: 0006
@@ -20,6 +22,7 @@ branch_labels = None
 depends_on = None
 
 KEY = ("mode", "model_a", "model_b", "outcome")
+DEFER_SETTING = "arena.defer_vote_counts"  # transaction-local; only an import sets it
 # the columns whose change moves a vote between counts or in the time order of online Elo
 TRACKED = (*KEY, "created_at")
 
@@ -76,8 +79,14 @@ _PG_CHANGED_NEW = _PG_CHANGED.replace("SELECT o.*", "SELECT n.*")
 _BUMP = "UPDATE vote_edits SET edits = edits + 1;"
 
 POSTGRESQL = [
+    # An import counts its own rows at its end, in its own transaction (arena.store.maintained
+    # .deferred_counts): holding vote_counts' rows from its first chunk to its commit would make
+    # every app vote on those pairs wait for the whole import.
     f"""CREATE FUNCTION votes_counted_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF current_setting('{DEFER_SETTING}', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     {_pg_add("new_votes")}
     RETURN NULL;
 END $$""",
