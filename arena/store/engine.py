@@ -2,16 +2,14 @@
 arena.store.migrate (one process at a time); upgrade() here is kept for its callers.
 
 Alembic is imported only where a migration runs or a revision is asked for: at_head() answers
-the start-up's question from the alembic_version table and the migration files' text (loading
+the start-up's question from the alembic_version table and arena.store.schema.REVISION (loading
 Alembic and every migration script took about 1 s of each command's start-up).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from arena.errors import ConfigError, StoreError
+from arena.store.schema import REVISION
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -121,37 +120,14 @@ def head_revision() -> str:
 
 
 def at_head(engine: Engine) -> bool:
-    """Whether the database is at the latest migration. Without Alembic where the migration
-    files are a plain chain (each names one revision and one down_revision); Alembic otherwise."""
-    head = head_from_files()
-    if head is None:
-        return current_revision(engine) == head_revision()
+    """Whether the database is at the latest migration (arena.store.schema.REVISION, which a test
+    keeps equal to Alembic's head), read from alembic_version without loading Alembic."""
     try:
         with engine.connect() as conn:
             stored = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except DBAPIError:  # no alembic_version table: an empty database
         return False
-    return stored == [head]
-
-
-_REVISION = re.compile(r"^revision = [\"'](\w+)[\"']$", re.M)
-_DOWN = re.compile(r"^down_revision = (?:[\"'](\w+)[\"']|None)$", re.M)
-
-
-@functools.cache
-def head_from_files() -> str | None:
-    """The one revision no other migration file revises, read from the files' text; None where
-    the files are not a plain chain (then Alembic decides)."""
-    revisions, downs = set(), set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        source = path.read_text(encoding="utf-8")
-        found, down = _REVISION.findall(source), _DOWN.findall(source)
-        if len(found) != 1 or len(down) != 1:
-            return None
-        revisions.add(found[0])
-        downs.add(down[0])
-    heads = revisions - downs
-    return heads.pop() if len(heads) == 1 and len(revisions) > 1 else None
+    return stored == [REVISION]
 
 
 def is_transient(exc: BaseException) -> bool:

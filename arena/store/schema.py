@@ -21,6 +21,7 @@ from sqlalchemy import (
 from arena.style import COUNTS
 
 metadata = MetaData()
+REVISION = "0007"  # the latest migration, which these tables match (tests check both)
 
 
 def style_columns() -> list[Column]:
