@@ -97,19 +97,21 @@ def leaderboard_for(
 
     `style_control` rates the votes that carry style counts with the style-controlled fit
     (sandwich intervals unless `ci` says "bootstrap"); the plain board's intervals are bootstrap
-    unless `ci` says "sandwich". An anchor whose model has no votes here is an InputError.
+    unless `ci` says "sandwich". Online Elo is over every vote of the filter in time order on
+    both (the style scan reads its votes in no particular order: 30 % faster at a million). An anchor whose model has no votes here is an InputError.
     `maintained=False` scans every vote even where the maintained counts would do (the same
     board, for comparison).
     """
     which = VoteFilter(anonymous_only, since, until)
     if not (math.isfinite(style_reg) and style_reg >= 0):
         raise InputError(f"--style-reg {style_reg!r}: the style penalty must be a number >= 0.")
+    # every vote of the filter, in time order: the plain board, and online Elo on any board
+    kept = store.maintained(which) if maintained else None
+    plain = scan_votes(store, which) if kept is None else KeptVotes(kept)
     if style_control:
         scan, style, note = _style_scan(store, which)
     else:
-        kept = store.maintained(which) if maintained else None
-        scan = scan_votes(store, which) if kept is None else KeptVotes(kept)
-        style, note = None, None
+        scan, style, note = plain, None, None
     if anchor is not None and anchor[0] not in scan.models:
         models = sorted(scan.models)
         known = ", ".join(models[:10]) + (
@@ -128,15 +130,15 @@ def leaderboard_for(
         style=style,
         style_reg=style_reg,
     )
-    elo = scan.online_elo()
+    elo = plain.online_elo()
     rows = [replace(row, elo=elo.get(row.model)) for row in board.rows]
     board = replace(board, rows=rows, warnings=board.warnings + ([note] if note else []))
-    if isinstance(scan, KeptVotes):
-        last = scan.kept.last_at
-        if scan.kept.state is None or len(scan.kept.codes):
-            store.save_elo_state(which, scan.kept.resumed(elo))
+    if isinstance(plain, KeptVotes):
+        last = plain.kept.last_at
+        if plain.kept.state is None or len(plain.kept.codes):
+            store.save_elo_state(which, plain.kept.resumed(elo))
     else:
-        last = store.last_vote(which) if scan.votes else None
+        last = store.last_vote(which) if plain.votes else None
     return Board(board, scan.votes, last, anonymous_only, which.since, which.until)
 
 
@@ -237,8 +239,8 @@ def _continue_elo(rating: list[float], left, right, scores, k=4.0, base=10.0, sc
 
 def _style_scan(store: Store, which: VoteFilter) -> tuple[VoteScan, StyleBattles | None, str]:
     """The filtered votes that carry style counts (self-battles dropped), as a VoteScan for the
-    plain figures and StyleBattles for the style fit over the same votes; and a note on the
-    votes left out."""
+    plain figures (not in time order: no online Elo from it) and StyleBattles for the style fit
+    over the same votes; and a note on the votes left out."""
     combos, codes, features = store.scan_style(which)
     keep = np.array([a != b for a, b, _ in combos], dtype=bool)
     if len(codes):

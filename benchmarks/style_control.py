@@ -86,12 +86,15 @@ def arena_cli(db_url: str, *args: str) -> tuple[float, subprocess.CompletedProce
     return elapsed, done
 
 
-def one_size(db_url: str, votes: int, models: int, work: Path) -> None:
+def one_size(db_url: str, votes: int, models: int, work: Path, reuse: bool = False) -> None:
     path = work / f"styled-{votes}.parquet"
     if not path.exists():
         styled_parquet(path, votes, models, seed=votes)
-    took, _ = arena_cli(db_url, "import", str(path))
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if reuse:
+        print(f"  reusing the database of an earlier run ({votes:,} votes)")
+    else:
+        took, _ = arena_cli(db_url, "import", str(path))
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         f"  `import` of {votes:,} votes with conv_metadata: {took:.1f} s (largest child so far {peak:.0f} MiB)"
     )
@@ -161,15 +164,20 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--backfill", type=int, default=1_000_000, metavar="N")
     parser.add_argument("--pg", metavar="URL", help="also on this PostgreSQL database")
-    parser.add_argument("--keep", metavar="DIR", help="keep the generated files here")
+    parser.add_argument(
+        "--keep", metavar="DIR", help="keep the generated files and databases here (and reuse them)"
+    )
     args = parser.parse_args()
     print("command: python benchmarks/style_control.py " + " ".join(sys.argv[1:]))
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="style-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     for votes in args.sizes:
         print(f"SQLite, {votes:,} votes among {args.models} models:")
-        one_size(f"sqlite:///{work / f'styled-{votes}.db'}", votes, args.models, work)
-        (work / f"styled-{votes}.db").unlink(missing_ok=True)
+        db = work / f"styled-{votes}.db"
+        reuse = bool(args.keep) and db.exists()  # --keep: the database stays for the next run
+        one_size(f"sqlite:///{db}", votes, args.models, work, reuse)
+        if not args.keep:
+            db.unlink(missing_ok=True)
         if args.pg:
             print(f"PostgreSQL, {votes:,} votes among {args.models} models:")
             with pg_schema(args.pg) as url:

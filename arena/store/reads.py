@@ -122,16 +122,14 @@ def _style_feature(parts: tuple[str, ...]):
 def scan_style(
     engine: Engine, which: VoteFilter
 ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray, np.ndarray]:
-    """Like scan_votes, over the filtered votes that carry style counts: the combinations, one code
-    per vote, and per vote the style features (length, headers, lists, bold), each
+    """Like scan_votes, over the filtered votes that carry style counts but in no particular
+    order: the combinations, one code per vote, and per vote the style features (length, headers, lists, bold), each
     (a - b) / (a + b + 1) computed in SQL, a float64 array of shape (votes, 4). Four floats a row
     rather than eight counts: the fetch creates half the Python objects."""
     features = [_style_feature(parts) for parts in _STYLE_TOTALS.values()]
-    query = (
-        select(*features, votes.c.model_a, votes.c.model_b, votes.c.outcome)
-        .where(which.condition(), votes.c.style_tokens_a.is_not(None))
-        .order_by(votes.c.created_at, votes.c.id)
-    )
+    query = select(*features, votes.c.model_a, votes.c.model_b, votes.c.outcome).where(
+        which.condition(), votes.c.style_tokens_a.is_not(None)
+    )  # no ORDER BY: the fit needs no order, and reading through the time index costs 40 % more
     statement = DriverStatement(query, engine.dialect)
     codes = _Codes()
     code_chunks, feature_chunks = [], []
