@@ -109,7 +109,7 @@ def leaderboard_for(
     kept = store.maintained(which) if maintained else None
     plain = scan_votes(store, which) if kept is None else KeptVotes(kept)
     if style_control:
-        scan, style, note = _style_scan(store, which)
+        scan, style, note = _style_scan(store, which, plain.votes)
     else:
         scan, style, note = plain, None, None
     if anchor is not None and anchor[0] not in scan.models:
@@ -237,17 +237,19 @@ def _continue_elo(rating: list[float], left, right, scores, k=4.0, base=10.0, sc
         rating[b] += k * (1.0 - sa - eb)  # reads rating[a] again when a == b, as FastChat does
 
 
-def _style_scan(store: Store, which: VoteFilter) -> tuple[VoteScan, StyleBattles | None, str]:
+def _style_scan(
+    store: Store, which: VoteFilter, total: int
+) -> tuple[VoteScan, StyleBattles | None, str]:
     """The filtered votes that carry style counts (self-battles dropped), as a VoteScan for the
     plain figures (not in time order: no online Elo from it) and StyleBattles for the style fit
-    over the same votes; and a note on the votes left out."""
+    over the same votes; and a note on the votes left out of the `total` the filter has."""
     combos, codes, features = store.scan_style(which)
+    styled = len(codes)
     keep = np.array([a != b for a, b, _ in combos], dtype=bool)
     if len(codes):
         mask = keep[codes]
         codes, features = codes[mask], features[mask]
     scan = VoteScan([(a, b, o.value) for a, b, o in combos], codes)
-    total, styled = store.style_votes(which)
     note = None
     if total > styled:
         note = (

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from itertools import chain
 
 import numpy as np
-from sqlalchemy import Float, and_, bindparam, cast, func, select
+from sqlalchemy import BigInteger, Float, and_, bindparam, cast, func, select
 from sqlalchemy.engine import Engine
 
 from arena.kinds import Mode, Outcome
@@ -104,11 +104,11 @@ _STYLE_TOTALS = {
 
 
 def _style_total(side: str, parts: tuple[str, ...]):
-    """One side's total as a float: PostgreSQL's int4 would overflow on a + b + 1 of two
-    accepted token counts."""
-    columns = [cast(votes.c[f"style_{part}_{side}"], Float) for part in parts]
-    total = columns[0]
-    for column in columns[1:]:
+    """One side's total in 64-bit integers (PostgreSQL's int4 would overflow on a + b + 1 of two
+    accepted token counts): one cast, and the rest of the sum follows it."""
+    first, *rest = (votes.c[f"style_{part}_{side}"] for part in parts)
+    total = cast(first, BigInteger)
+    for column in rest:
         total = total + column
     return total
 
@@ -116,7 +116,7 @@ def _style_total(side: str, parts: tuple[str, ...]):
 def _style_feature(parts: tuple[str, ...]):
     """(a - b) / (a + b + 1) of one style total, in double precision on both engines."""
     a, b = _style_total("a", parts), _style_total("b", parts)
-    return (a - b) / (a + b + 1)
+    return cast(a - b, Float) / cast(a + b + 1, Float)
 
 
 def scan_style(
