@@ -95,15 +95,15 @@ def one_size(db_url: str, votes: int, models: int, work: Path, reuse: bool = Fal
     else:
         took, _ = arena_cli(db_url, "import", str(path))
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(
-        f"  `import` of {votes:,} votes with conv_metadata: {took:.1f} s (largest child so far {peak:.0f} MiB)"
-    )
+        print(
+            f"  `import` of {votes:,} votes with conv_metadata: {took:.1f} s (peak {peak:.0f} MiB)"
+        )
     store = Store.open(Settings(db_url=db_url))
     for run in ("first", "second"):  # the first after an import also replays online Elo once
         whole, _ = arena_cli(db_url, "leaderboard", "--style-control", "--json")
         print(f"  whole `leaderboard --style-control --json` process, {run} run: {whole:.2f} s")
     start = time.perf_counter()
-    _, battles, _ = leaderboard._style_scan(store, VoteFilter())
+    _, battles, _ = leaderboard._style_scan(store, VoteFilter(), 0)
     scan = time.perf_counter() - start
     times = []
     for _ in range(3):
