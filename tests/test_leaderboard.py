@@ -124,7 +124,7 @@ def test_empty_database(store):
     board = leaderboard.leaderboard_for(store)
     assert board.empty and board.votes == 0 and board.last_vote is None
     assert board.to_dict()["models"] == [] and board.to_dict()["last_vote"] is None
-    assert store.data_version() == (0, None)
+    assert store.data_version() == (0, None, 0)
     with pytest.raises(InputError, match="models with votes: none"):
         leaderboard.leaderboard_for(store, anchor=("gpt-4o", 1000.0))
 

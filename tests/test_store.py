@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, inspect, select, text
 
 from arena.battle import SideResult, answer_finished
 from arena.config import Settings
@@ -324,8 +324,11 @@ def test_leaderboard_reads_filter_votes_by_mode_and_time(store, settings):
     assert len(store.scan_votes(VoteFilter(anonymous_only=False, until=future))[1]) == 4
     assert store.last_vote(VoteFilter(since=future)) is None
     assert store.last_vote(VoteFilter()) <= store.last_vote(VoteFilter(anonymous_only=False))
-    count, max_id = store.data_version()
-    assert count == 4 and max_id is not None
+    count, max_id, edits = store.data_version()
+    assert count == 4 and max_id is not None and edits == 0
+    with store.engine.begin() as conn:  # a changed vote changes the cache key too
+        conn.execute(text("UPDATE votes SET outcome = 'b' WHERE id = :id"), {"id": max_id})
+    assert store.data_version() == (4, max_id, 1)
 
 
 def test_schema_matches_latest_migration(store):

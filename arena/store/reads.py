@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from arena.kinds import Mode, Outcome
 from arena.store.driver import DriverStatement
-from arena.store.schema import votes
+from arena.store.schema import vote_counts, vote_edits, votes
 
 _FETCH = 50_000
 
@@ -181,9 +181,14 @@ def last_vote(engine: Engine, which: VoteFilter) -> datetime | None:
         return utc(conn.execute(query, which.values()).scalar())
 
 
-def data_version(engine: Engine) -> tuple[int, int | None]:
-    """(number of votes, highest vote id) over the whole votes table: it changes with every new
-    vote and needs no join or filter, so it is cheap enough to ask on every page run (a cache key)."""
+def data_version(engine: Engine) -> tuple[int, int | None, int]:
+    """(number of votes, highest vote id, edits of stored votes): it changes with every new,
+    deleted or changed vote, and costs no scan of the votes (the count comes from vote_counts,
+    which triggers keep exact; the highest id from the primary key), so it is cheap enough to ask
+    on every page run at any size (a cache key)."""
+    counted = select(func.coalesce(func.sum(vote_counts.c.votes), 0)).scalar_subquery()
+    highest = select(func.max(votes.c.id)).scalar_subquery()
+    edits = select(func.coalesce(func.max(vote_edits.c.edits), 0)).scalar_subquery()
     with engine.connect() as conn:
-        count, max_id = conn.execute(select(func.count(), func.max(votes.c.id))).one()
-    return int(count), max_id
+        count, max_id, changed = conn.execute(select(counted, highest, edits)).one()
+    return int(count), max_id, int(changed)

@@ -230,8 +230,9 @@ class Store:
     def last_vote(self, which: reads.VoteFilter) -> datetime | None:
         return reads.last_vote(self.engine, which)
 
-    def data_version(self) -> tuple[int, int | None]:
-        """(number of votes, highest vote id): changes with every new vote (a cache key)."""
+    def data_version(self) -> tuple[int, int | None, int]:
+        """(votes, highest vote id, edits): changes with every new, deleted or changed vote, in
+        constant time (a cache key)."""
         return reads.data_version(self.engine)
 
 
