@@ -327,7 +327,7 @@ def test_leaderboard_reads_filter_votes_by_mode_and_time(store, settings):
     count, max_id, edits = store.data_version()
     assert count == 4 and max_id is not None and edits == 0
     with store.engine.begin() as conn:  # a changed vote changes the cache key too
-        conn.execute(text("UPDATE votes SET outcome = 'b' WHERE id = :id"), {"id": max_id})
+        conn.execute(text("UPDATE votes SET outcome = 'a' WHERE id = :id"), {"id": max_id})
     assert store.data_version() == (4, max_id, 1)
 
 
