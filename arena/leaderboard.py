@@ -221,20 +221,14 @@ def resume_elo(start: dict[str, float], combos, codes: np.ndarray) -> dict[str, 
     left = np.array([ids.setdefault(a, len(ids)) for a, _, _ in combos], dtype=np.int64)
     right = np.array([ids.setdefault(b, len(ids)) for _, b, _ in combos], dtype=np.int64)
     score = np.array([_LEFT_SCORE[o] for _, _, o in combos])
-    rating = [float(r) for r in start.values()] + [1000.0] * (len(ids) - len(start))
-    _continue_elo(rating, left[codes].tolist(), right[codes].tolist(), score[codes].tolist())
+    rating = elo_loop(
+        left[codes].tolist(),
+        right[codes].tolist(),
+        score[codes].tolist(),
+        len(ids),
+        start=list(start.values()),
+    )
     return {name: rating[i] for name, i in ids.items()}
-
-
-def _continue_elo(rating: list[float], left, right, scores, k=4.0, base=10.0, scale=400.0):
-    """arena.ratings.elo_loop's loop on given starting ratings, in place (elo_loop starts them
-    all at 1000; tests/test_maintained_counts.py checks the two agree float for float)."""
-    for a, b, sa in zip(left, right, scores, strict=True):
-        ra, rb = rating[a], rating[b]
-        ea = 1.0 / (1.0 + base ** ((rb - ra) / scale))
-        eb = 1.0 / (1.0 + base ** ((ra - rb) / scale))
-        rating[a] = ra + k * (sa - ea)
-        rating[b] += k * (1.0 - sa - eb)  # reads rating[a] again when a == b, as FastChat does
 
 
 def _style_scan(

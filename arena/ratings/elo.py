@@ -25,12 +25,17 @@ def online_elo(battles: Iterable[Sequence], k=4, base=10, scale=400, init=1000) 
     return {name: float(rating[i]) for name, i in ids.items()}
 
 
-def elo_loop(left, right, scores, n, k=4.0, base=10.0, scale=400.0, init=1000.0) -> list[float]:
+def elo_loop(
+    left, right, scores, n, k=4.0, base=10.0, scale=400.0, init=1000.0, start=None
+) -> list[float]:
     """FastChat's compute_elo loop over integer-coded battles (left[i] vs right[i], left's score
     scores[i]). Constants are used as floats: the same IEEE operations on the same values as
-    FastChat's int constants, about a third faster."""
+    FastChat's int constants, about a third faster. `start`: the ratings to continue from (models
+    0..len(start)-1; the others start at `init`), float for float what a loop over the earlier
+    battles followed by these gives."""
     k, base, scale = float(k), float(base), float(scale)
-    rating = [float(init)] * n
+    rating = [float(r) for r in start or ()]
+    rating += [float(init)] * (n - len(rating))
     for a, b, sa in zip(left, right, scores, strict=True):
         ra, rb = rating[a], rating[b]
         ea = 1.0 / (1.0 + base ** ((rb - ra) / scale))
