@@ -492,9 +492,9 @@ def test_imported_style_feeds_the_features_the_board_reads(store, tmp_path):
         )
     rows.append({**ROW, "tstamp": 1707800000})  # no style data: not in the scan
     import_file(store, write_jsonl(tmp_path / "v.jsonl", rows))
-    assert store.style_votes(VoteFilter(anonymous_only=False)) == (4, 3)
+    assert count_rows(store, votes) == 4
     combos, codes, features = store.scan_style(VoteFilter(anonymous_only=False))
-    assert features.shape == (3, 4)
+    assert len(codes) == 3 and features.shape == (3, 4)  # of the 4 votes, the 3 with style
     for got, row in zip(features.tolist(), rows, strict=False):
         a, b = (StyleCounts(*v) for v in _sides(row["conv_metadata"]))
         expected = [(x - y) / (x + y + 1) for x, y in zip(a.totals, b.totals, strict=True)]

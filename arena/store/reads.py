@@ -6,6 +6,7 @@ SQLAlchemy row objects for a million votes cost more than the rating fits themse
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -65,6 +66,23 @@ class _Codes(dict):
         return code
 
 
+def _fetched(engine: Engine, query, values: dict) -> Iterator[list[tuple]]:
+    """The query's rows in chunks of _FETCH, read on the DBAPI cursor of a pooled connection
+    (returned to the pool, rolled back, afterwards)."""
+    statement = DriverStatement(query, engine.dialect)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(statement.sql, statement.params(values))
+            while rows := cursor.fetchmany(_FETCH):
+                yield rows
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+
+
 def scan_votes(
     engine: Engine, which: VoteFilter
 ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
@@ -75,20 +93,11 @@ def scan_votes(
         .where(which.condition())
         .order_by(votes.c.created_at, votes.c.id)
     )
-    statement = DriverStatement(query, engine.dialect)
     codes = _Codes()
-    chunks = []
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        try:
-            cursor.execute(statement.sql, statement.params(which.values()))
-            while rows := cursor.fetchmany(_FETCH):
-                chunks.append(np.fromiter(map(codes.__getitem__, rows), np.int64, len(rows)))
-        finally:
-            cursor.close()
-    finally:
-        raw.close()  # back to the pool, rolled back
+    chunks = [
+        np.fromiter(map(codes.__getitem__, rows), np.int64, len(rows))
+        for rows in _fetched(engine, query, which.values())
+    ]
     combos = [(a, b, Outcome(o)) for a, b, o in codes]
     joined = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
     return combos, joined
@@ -130,24 +139,14 @@ def scan_style(
     query = select(*features, votes.c.model_a, votes.c.model_b, votes.c.outcome).where(
         which.condition(), votes.c.style_tokens_a.is_not(None)
     )  # no ORDER BY: the fit needs no order, and reading through the time index costs 40 % more
-    statement = DriverStatement(query, engine.dialect)
     codes = _Codes()
     code_chunks, feature_chunks = [], []
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        try:
-            cursor.execute(statement.sql, statement.params(which.values()))
-            while rows := cursor.fetchmany(_FETCH):
-                n = len(rows)
-                numbers = chain.from_iterable(row[:4] for row in rows)
-                feature_chunks.append(np.fromiter(numbers, np.float64, 4 * n).reshape(n, 4))
-                triples = (row[4:] for row in rows)
-                code_chunks.append(np.fromiter(map(codes.__getitem__, triples), np.int64, n))
-        finally:
-            cursor.close()
-    finally:
-        raw.close()
+    for rows in _fetched(engine, query, which.values()):
+        n = len(rows)
+        numbers = chain.from_iterable(row[:4] for row in rows)
+        feature_chunks.append(np.fromiter(numbers, np.float64, 4 * n).reshape(n, 4))
+        triples = (row[4:] for row in rows)
+        code_chunks.append(np.fromiter(map(codes.__getitem__, triples), np.int64, n))
     combos = [(a, b, Outcome(o)) for a, b, o in codes]
     if not code_chunks:
         return combos, np.zeros(0, dtype=np.int64), np.zeros((0, 4))
@@ -159,14 +158,6 @@ def has_style(engine: Engine) -> bool:
     query = select(votes.c.id).where(votes.c.style_tokens_a.is_not(None)).limit(1)
     with engine.connect() as conn:
         return conn.execute(query).first() is not None
-
-
-def style_votes(engine: Engine, which: VoteFilter) -> tuple[int, int]:
-    """(votes that pass the filter, of which carry style counts)."""
-    query = select(func.count(), func.count(votes.c.style_tokens_a)).where(which.condition())
-    with engine.connect() as conn:
-        total, styled = conn.execute(query, which.values()).one()
-    return int(total), int(styled)
 
 
 def last_vote(engine: Engine, which: VoteFilter) -> datetime | None:

@@ -210,10 +210,6 @@ class Store:
         """Whether any stored vote carries style counts."""
         return reads.has_style(self.engine)
 
-    def style_votes(self, which: reads.VoteFilter) -> tuple[int, int]:
-        """(filtered votes, of which carry style counts)."""
-        return reads.style_votes(self.engine, which)
-
     def maintained(self, which: reads.VoteFilter) -> maintained.Maintained | None:
         """The counts and the online Elo state the database keeps, with the votes cast since
         (None for a date filter, which only a scan answers)."""
