@@ -26,7 +26,7 @@ from arena.kinds import Mode, Outcome
 from arena.store.engine import with_retries
 from arena.store.maintained import deferred_counts
 from arena.store.schema import VOTE_CARRIES, battles, votes
-from arena.store.store import Store, now
+from arena.store.store import Store, _first_line, now
 from arena.style import FLAT_FIELDS, StyleCounts, conv_metadata, flat_conv_metadata
 from arena.style import parse_conv_metadata as _parse_style
 
@@ -89,11 +89,6 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
         for row in batch.to_pylist():
             line += 1
             yield line, row
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _json_list(text: str, path: Path) -> Iterator[tuple[int, dict]]:
