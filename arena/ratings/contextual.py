@@ -149,6 +149,15 @@ class _Problem:
         feats = self.x.T @ weighted
         return np.block([[ratings, cross], [cross.T, feats]])
 
+    def hessian(self, theta: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Minus the likelihood's Hessian at ratings `theta` with win probabilities `p` per
+        battle, the pseudo-wins included (the penalty is not)."""
+        hessian = self.blocks(self.w * p * (1.0 - p))
+        if self.pseudo.any():
+            q = expit(theta[:, None] - theta[None, :])
+            hessian[: self.n, : self.n] += laplacian(self.pseudo * q * q.T)
+        return hessian
+
     def reweighted(self, weights: np.ndarray) -> _Problem:
         return replace(self, w=weights)
 
@@ -171,7 +180,8 @@ class StyleFit:
         return _Fit(self.models, self.theta, self.groups, self.flagged, compared)
 
 
-def _problem(battles: StyleBattles, lam: float, reweight: bool) -> _Problem:
+def _problem(battles: StyleBattles, lam: float, reweight: bool) -> tuple[_Problem, np.ndarray]:
+    """The fit's arrays, and which models pseudo-wins keep finite (arena.ratings.bt._repair)."""
     n = len(battles.models)
     left = np.asarray(battles.left, dtype=np.int64)
     right = np.asarray(battles.right, dtype=np.int64)
@@ -193,11 +203,12 @@ def _problem(battles: StyleBattles, lam: float, reweight: bool) -> _Problem:
     wins[used] = np.add.reduceat(score, starts)
     wins = wins.reshape(n, n)
     wins = wins + (played - wins).T  # right's wins: its battles as right minus left's score
-    repaired, _ = _repair(wins, compared, groups)
+    repaired, flagged = _repair(wins, compared, groups)
     x = standardise(features)
-    return _Problem(
+    problem = _Problem(
         n, starts, runs, used // n, used % n, score, x, weights, float(lam), repaired - wins, groups
     )
+    return problem, flagged
 
 
 def fit_style(
@@ -212,18 +223,11 @@ def fit_style(
         raise RatingsError("No battles with style data to fit.")
     if not (np.isfinite(lam) and lam >= 0):
         raise RatingsError(f"The style penalty must be a number >= 0, not {lam!r}.")
-    problem = _problem(battles, lam, reweight)
+    problem, flagged = _problem(battles, lam, reweight)
     n, k = problem.n, problem.x.shape[1]
-    flagged = _flagged(problem)
     theta, gamma = np.zeros(n), np.zeros(k)
     theta, gamma = _newton(problem, theta, gamma)
     return StyleFit(battles.models, theta, gamma, problem.groups, flagged, problem)
-
-
-def _flagged(problem: _Problem) -> np.ndarray:
-    wins = problem.pair_matrix(problem.score) + problem.pair_matrix(1.0 - problem.score).T
-    compared = (wins + wins.T) > 0
-    return _repair(wins, compared, problem.groups)[1]
 
 
 def _newton(problem: _Problem, theta, gamma, tol=1e-9, max_iter=100):
@@ -265,12 +269,10 @@ def _derivatives(problem: _Problem, theta, gamma, z):
     residual = problem.w * (problem.score - p)
     grad = problem.gradient(residual)
     grad[problem.n :] -= problem.lam * gamma
-    hessian = problem.blocks(problem.w * p * (1.0 - p))
     if problem.pseudo.any():
         q = expit(theta[:, None] - theta[None, :])
         grad[: problem.n] += (problem.pseudo * q.T - problem.pseudo.T * q).sum(axis=1)
-        hessian[: problem.n, : problem.n] += laplacian(problem.pseudo * q * q.T)
-    return grad, hessian
+    return grad, problem.hessian(theta, p)
 
 
 def sandwich_covariance(fit: StyleFit) -> np.ndarray:
@@ -283,10 +285,7 @@ def sandwich_covariance(fit: StyleFit) -> np.ndarray:
     problem = fit.problem
     n_obs = problem.size
     p = expit(problem.logits(fit.theta, fit.gamma))
-    hessian = problem.blocks(problem.w * p * (1.0 - p))
-    if problem.pseudo.any():
-        q = expit(fit.theta[:, None] - fit.theta[None, :])
-        hessian[: problem.n, : problem.n] += laplacian(problem.pseudo * q * q.T)
+    hessian = problem.hessian(fit.theta, p)
     hessian += HESSIAN_REG * n_obs * np.eye(len(hessian))
     scores = problem.blocks((problem.w * (problem.score - p)) ** 2)
     params = np.concatenate([np.zeros(problem.n), fit.gamma])
