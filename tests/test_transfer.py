@@ -198,6 +198,15 @@ def test_unknown_export_format(store, tmp_path):
         export_file(store, tmp_path / "x.xml", "xml")
 
 
+def write_as(path, rows, fmt) -> None:
+    if fmt == "jsonl":
+        write_rows(path, rows)
+    elif fmt == "csv":
+        pd.DataFrame(rows).to_csv(path, index=False)
+    else:
+        pd.DataFrame(rows).to_parquet(path, index=False)
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_a_bad_row_after_written_chunks_rolls_back_and_the_rest_is_still_checked(
     store, tmp_path, monkeypatch, fmt
@@ -211,12 +220,7 @@ def test_a_bad_row_after_written_chunks_rolls_back_and_the_rest_is_still_checked
     rows[21] = {**ROW, "winner": "nobody"}
     rows[27] = {**ROW, "model_b": ""}
     path = tmp_path / f"late.{fmt}"
-    if fmt == "jsonl":
-        write_rows(path, rows)
-    elif fmt == "csv":
-        pd.DataFrame(rows).to_csv(path, index=False)
-    else:
-        pd.DataFrame(rows).to_parquet(path, index=False)
+    write_as(path, rows, fmt)
     with pytest.raises(TransferError) as raised:
         import_file(store, path)
     line = {"jsonl": 22, "csv": 23, "parquet": 22}[fmt]  # CSV line 1 is the header
@@ -224,13 +228,7 @@ def test_a_bad_row_after_written_chunks_rolls_back_and_the_rest_is_still_checked
     assert "2 rows have problems, nothing was imported" in message
     assert f"line {line}: " in message and f"line {line + 6}: missing model_b" in message
     assert counts(store) == before
-    good = [r for i, r in enumerate(rows) if i not in (21, 27)]
-    if fmt == "jsonl":
-        write_rows(path, good)
-    elif fmt == "csv":
-        pd.DataFrame(good).to_csv(path, index=False)
-    else:
-        pd.DataFrame(good).to_parquet(path, index=False)
+    write_as(path, [r for i, r in enumerate(rows) if i not in (21, 27)], fmt)
     assert import_file(store, path) == 28
     assert counts(store) == (before[0] + 28, before[1] + 28)
 
