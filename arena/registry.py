@@ -13,11 +13,22 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from arena.errors import RegistryError
 
 BACKENDS = ("transformers", "openai")
+
+# A name a model goes by (an alias, a vendor): text with something in it, spaces trimmed.
+_Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class _Spec(BaseModel):
@@ -32,6 +43,16 @@ class _Spec(BaseModel):
     system_prompt: str | None = None
     weight: float = Field(default=1.0, ge=0.0)
     enabled: bool = True
+    # Other names the model goes by and who made it: an answer that says them in an anonymous
+    # battle gives the model away (arena.screening.leaks).
+    aliases: tuple[_Name, ...] = ()
+    vendor: _Name | None = None
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _no_aliases(cls, value):
+        """`aliases:` with nothing after it reads as null in YAML: the same as no aliases."""
+        return () if value is None else value
 
     @property
     def display_name(self) -> str:
@@ -144,15 +165,33 @@ def _parse_entry(path: Path, index: int, entry) -> TransformersSpec | OpenAISpec
         return _adapter.validate_python(entry)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"][1:]) or "?"
-        msg = err["msg"]
-        if err["type"] == "missing":
-            msg = "is required"
-        elif err["type"] == "extra_forbidden":
-            msg = "is not a known field (check its spelling; README lists the fields)"
-        elif err["type"] == "string_type" and isinstance(err.get("input"), bool | int | float):
-            msg = f"YAML read {err['input']!r}, not text: put the value in quotes"
-        raise RegistryError(f"{path}: {label}: field '{loc}': {msg}.") from None
+        raise RegistryError(
+            f"{path}: {label}: {_where(err['loc'][1:])}: {_message(err)}."
+        ) from None
+
+
+def _where(loc: tuple) -> str:
+    """`field 'aliases' item 2` for a list's second item, `field 'weight'` otherwise."""
+    names = ".".join(str(p) for p in loc if not isinstance(p, int)) or "?"
+    items = "".join(f" item {p + 1}" for p in loc if isinstance(p, int))
+    return f"field '{names}'{items}"
+
+
+def _message(err) -> str:
+    kind, given = err["type"], err.get("input")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field (check its spelling; README lists the fields)"
+    if kind == "string_type" and isinstance(given, bool | int | float):
+        return f"YAML read {given!r}, not text: put the value in quotes"
+    if kind == "string_type" and isinstance(given, list | dict):
+        return f"expected text, got a {'list' if isinstance(given, list) else 'mapping'}"
+    if kind == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
+        return "must not be empty"
+    if kind == "tuple_type":
+        return "expected a list, e.g. [SmolVLM, SmolVLM-256M]"
+    return err["msg"]
 
 
 def resolve_model_path(registry_path: Path, model: str) -> str:

@@ -110,6 +110,42 @@ def test_pairs_are_drawn_by_weight_in_random_order(tmp_path):
             "models:\n  - id: off\n    model: x\n",
             r"field 'id': YAML read False, not text: put the value in quotes",
         ),
+        (
+            "models:\n  - id: a\n    model: x\n    aliases: SmolVLM\n",
+            r"field 'aliases': expected a list, e\.g\. \[SmolVLM, SmolVLM-256M\]",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    aliases: [SmolVLM, 256]\n",
+            r"field 'aliases' item 2: YAML read 256, not text: put the value in quotes",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    aliases: [[SmolVLM]]\n",
+            r"field 'aliases' item 1: expected text, got a list",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    aliases: [{SmolVLM: 1}]\n",
+            r"field 'aliases' item 1: expected text, got a mapping",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    aliases: [SmolVLM, '  ']\n",
+            r"field 'aliases' item 2: must not be empty",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    vendor: ''\n",
+            r"field 'vendor': must not be empty",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    vendor: [OpenAI]\n",
+            r"field 'vendor': expected text, got a list",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    vendor: yes\n",
+            r"field 'vendor': YAML read True, not text: put the value in quotes",
+        ),
+        (
+            "models:\n  - id: a\n    model: x\n    vendors: OpenAI\n",
+            r"field 'vendors': is not a known field",
+        ),
     ],
 )
 def test_broken_registries(tmp_path, text, message):
@@ -118,6 +154,24 @@ def test_broken_registries(tmp_path, text, message):
         load_registry(path)
     assert str(path) in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "fields,aliases,vendor",
+    [
+        ("", (), None),
+        (
+            "    aliases: [SmolVLM, ' Smol VLM ']\n    vendor: Hugging Face\n",
+            ("SmolVLM", "Smol VLM"),
+            "Hugging Face",
+        ),
+        ("    aliases:\n    vendor: '01.AI'\n", (), "01.AI"),  # an empty aliases: is none
+        ("    aliases:\n      - GPT-4o\n      - '4o'\n", ("GPT-4o", "4o"), None),
+    ],
+)
+def test_aliases_and_vendor_are_optional_names(tmp_path, fields, aliases, vendor):
+    reg = load_registry(write(tmp_path, "models:\n  - id: a\n    model: x\n" + fields))
+    assert reg.get("a").aliases == aliases and reg.get("a").vendor == vendor
 
 
 def test_missing_file(tmp_path):
