@@ -210,11 +210,13 @@ def test_the_grouped_test_agrees_with_the_per_vote_test_on_random_votes():
         rank[i] = seen.get(v, 0)
         seen[v] = rank[i] + 1
     groups: dict[tuple[int, int, int], int] = {}
-    for v, w, lo, k in zip(voter.tolist(), winner.tolist(), loser.tolist(), rank.tolist()):
+    for v, w, lo, k in zip(
+        voter.tolist(), winner.tolist(), loser.tolist(), rank.tolist(), strict=True
+    ):
         if v >= 0 and k < voters.FIRST:
             groups[v, w, lo] = groups.get((v, w, lo), 0) + 1
     same = {}
-    for w, lo in zip(winner.tolist(), loser.tolist()):
+    for w, lo in zip(winner.tolist(), loser.tolist(), strict=True):
         same[w, lo] = same.get((w, lo), 0) + 1
     keys = list(groups)
     share = [same[w, lo] / (same[w, lo] + same.get((lo, w), 0)) for _, w, lo in keys]
