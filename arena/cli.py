@@ -91,26 +91,37 @@ def cmd_ask(args) -> int:
 def cmd_battle(args) -> int:
     from arena.backends import Backends
     from arena.battle import Battle, ask, cast_vote, pick_models, save_turn, start
+    from arena.categories.labeller import Labeller
     from arena.images import check_prompt
+    from arena.pairing import sampler_for
     from arena.store import Store
 
     settings, registry = _settings_registry(args)
     image = _read_image(args.image, settings)
     prompt = check_prompt(args.prompt, settings)
-    mode = Mode.NAMED if args.models else Mode.ANONYMOUS
-    spec_a, spec_b = pick_models(registry, mode, tuple(args.models) if args.models else None)
+    models = tuple(args.models) if args.models else None
+    mode = Mode.NAMED if models else Mode.ANONYMOUS
+    named = pick_models(registry, mode, models) if models else None  # before the database opens
     store = Store.open(settings)
+    sampler = sampler_for(settings.pair_sampling, registry, store)  # active: it reads the votes
+    if sampler is not None and named is None:
+        sampler.refresh()  # one draw, so it waits for the chances (else it would be by weight)
+    spec_a, spec_b = named or pick_models(registry, mode, sampler=sampler)
     session_id = f"cli-{uuid.uuid4().hex[:12]}"
     requester = Requester(session_id=session_id, voter_id=session_id)
     backends = Backends(registry, settings)
+    labeller = Labeller.from_settings(settings, registry)
     try:
         battle = Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
         start(store, battle, requester)
         for _ in ask(backends, battle, prompt):
             pass
-        save_turn(store, battle)
+        classified = save_turn(store, battle, labeller)
+        if classified is not None:  # a command has no page to keep responsive: wait for it
+            classified.result()
     finally:
         backends.close()
+        labeller.close()
     result_a, result_b = battle.results[-1]
     out = {
         "battle_id": battle.battle_id,
@@ -217,9 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", help="list the settings (environment variables) with defaults")
     p.set_defaults(func=cmd_settings)
 
-    from arena import cli_data
+    from arena import cli_data, cli_screening
 
     cli_data.add_commands(sub)
+    cli_screening.add_commands(sub)
     return parser
 
 

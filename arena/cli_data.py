@@ -41,8 +41,9 @@ def cmd_leaderboard(args) -> int:
         raise InputError(f"--bootstrap {args.bootstrap}: the number of rounds must be 0 or more.")
     since = _moment("--since", args.since, end=False)
     until = _moment("--until", args.until, end=True)
+    store = _store()
     board = leaderboard_for(
-        _store(),
+        store,
         anonymous_only=not args.all_battles,
         since=since,
         until=until,
@@ -52,6 +53,8 @@ def cmd_leaderboard(args) -> int:
         style_control=args.style_control,
         ci=args.ci,
         style_reg=args.style_reg,
+        category=args.category,
+        screen=_screen(args, store.settings),
     )
     if args.json:
         out = board.to_dict()
@@ -61,6 +64,20 @@ def cmd_leaderboard(args) -> int:
     else:
         print(format_board(board))
     return 0
+
+
+def _screen(args, settings):
+    from arena.screened import Screen
+
+    return Screen.from_settings(
+        settings,
+        identity_leaks=not args.include_identity_leaks,
+        flagged_voters=args.exclude_flagged_voters,
+        sample_images=args.exclude_sample_images,
+        seed=args.seed,
+        **({"dedup_cap": 0} if args.no_dedup else {}),
+        **({"dedup_rule": args.dedup_rule} if args.dedup_rule else {}),
+    )
 
 
 def _moment(flag: str, text: str | None, end: bool) -> datetime | None:
@@ -87,7 +104,11 @@ def format_board(board) -> str:
         return f"No votes to rate ({which}): import votes or run battles first.{why}"
     lb = board.leaderboard
     last = board.last_vote.strftime("%Y-%m-%d %H:%M:%S UTC") if board.last_vote else "-"
+    if board.category:
+        which += f", category {board.category}"
     lines = [f"{board.votes:,} votes ({which}) among {len(lb.rows)} models; last vote {last}"]
+    if board.screened.rows:
+        lines.append(board.screened.summary())
     if lb.style is not None:
         lines.append(style_line(lb.style))
     lines.append("")
@@ -168,6 +189,30 @@ def add_commands(sub) -> None:
         help="L2 penalty on the style coefficients, on the summed loss (default 0.5)",
     )
     p.add_argument("--all-battles", action="store_true", help="named battles too")
+    p.add_argument("--category", metavar="ID", help="battles of one category (README: Categories)")
+    p.add_argument(
+        "--include-identity-leaks",
+        action="store_true",
+        help="keep battles whose answers gave a model away (left out by default)",
+    )
+    p.add_argument(
+        "--exclude-flagged-voters",
+        action="store_true",
+        help="leave out voters and client keys the sequential test flags",
+    )
+    p.add_argument(
+        "--no-dedup", action="store_true", help="count every repeat of a prompt on an image"
+    )
+    p.add_argument(
+        "--dedup-rule",
+        choices=["cap", "percentile"],
+        help="cap (ARENA_DEDUP_CAP, the default) or percentile (FastChat's 99.99th percentile)",
+    )
+    p.add_argument(
+        "--exclude-sample-images",
+        action="store_true",
+        help="leave out battles started from a shipped sample image",
+    )
     p.add_argument("--since", metavar="DATE", help="votes from this UTC date (or date-time)")
     p.add_argument(
         "--until", metavar="DATE", help="votes through this UTC date (or before a date-time)"

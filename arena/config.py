@@ -17,6 +17,7 @@ from dataclasses import field as dc_field
 
 from arena.clients import SECRET_MIN_CHARS, Secret, parse_trusted_proxies
 from arena.errors import ConfigError
+from arena.kinds import PairSampling
 
 # Pillow's own decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS): it refuses larger images
 # whatever ARENA_MAX_PIXELS says, so a higher setting would promise what Pillow does not do.
@@ -105,6 +106,13 @@ class Settings:
         "most prompts (first question plus follow-ups) in one battle",
         Range(1, unit="prompts per battle"),
     )
+    pair_sampling: str = _setting(
+        "active",
+        "how anonymous battles draw their two models: active (toward the pairs whose next vote "
+        "narrows the rating intervals most, mixed with the models.yaml weights; README: Pair "
+        "sampling) or weighted (by weight alone)",
+        check=lambda value, name: _choice(value, name, tuple(PairSampling)),
+    )
     hub_timeout_s: float = _setting(
         10.0,
         "Hugging Face hub request timeout, in seconds",
@@ -155,6 +163,33 @@ class Settings:
         "beside models.yaml",
         repr=False,
     )
+    categories: str = _setting(
+        "",
+        "YAML file of category rules (README: Categories); empty: the rules shipped in "
+        "arena/categories/rules.yaml",
+    )
+    classifier_model: str = _setting(
+        "",
+        "id of a models.yaml model asked, in the background after each stored turn, which "
+        "categories a battle's prompts belong to (temperature 0); empty: the rules alone",
+    )
+    min_category_votes: int = _setting(
+        50,
+        'votes a category needs before the leaderboard page\'s "best model for …" view shows it',
+        Range(1, unit="votes"),
+    )
+    dedup_cap: int = _setting(
+        10,
+        "battles of the same normalised prompt on the same image that the leaderboard counts; "
+        "the rest are left out (a seeded, deterministic choice)",
+        Range(1, zero="no cap", unit="battles"),
+    )
+    dedup_rule: str = _setting(
+        "cap",
+        "how the duplicate cap is chosen: cap (ARENA_DEDUP_CAP) or percentile (FastChat's rule: "
+        "the 99.99th percentile of how often each prompt is asked, for big arenas)",
+        check=lambda value, name: _choice(value, name, ("cap", "percentile")),
+    )
     trusted_proxies: str = _setting(
         "",
         "comma-separated networks of reverse proxies whose X-Forwarded-For is believed "
@@ -191,6 +226,13 @@ LIMITS = (
     "client_votes_per_hour",
     "client_votes_per_day",
 )
+
+
+def _choice(value: str, name: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(
+            f"Setting {name}={value!r} is invalid: expected one of {', '.join(options)}."
+        )
 
 
 def env_name(field_name: str) -> str:

@@ -1,5 +1,5 @@
-"""The small types the battle, the store and the ratings share: how a battle was run, how a vote
-went, and who asked.
+"""The small types the battle, the store and the ratings share: how a battle was run (and how its
+pair was drawn), how a vote went, and who asked.
 
 A leaf module (it imports nothing from arena), so every layer can use it without an import circle.
 """
@@ -30,6 +30,13 @@ class Requester:
 class Mode(StrEnum):
     ANONYMOUS = "anonymous"  # two models drawn at random, names hidden until the vote
     NAMED = "named"  # the user picked both models, names shown
+
+
+class PairSampling(StrEnum):
+    """How an anonymous battle draws its two models (ARENA_PAIR_SAMPLING; arena.pairing)."""
+
+    WEIGHTED = "weighted"  # by models.yaml weight alone (Registry.draw_pair)
+    ACTIVE = "active"  # toward the pairs whose next vote narrows the intervals most
 
 
 class Outcome(StrEnum):

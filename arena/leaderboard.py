@@ -5,17 +5,22 @@ The plain boards without dates read what the database maintains (Store.maintaine
 counts for the Bradley-Terry fit, and online Elo resumed from its stored state with the votes cast
 since, so their cost does not grow with the votes. Date-filtered and style-controlled boards scan
 the filtered votes in time order (Store.scan_votes): its pair counts go to the fit, the battles in
-vote order to online Elo.
+vote order to online Elo. Category boards scan too.
+
+Every board first asks arena.screened which votes it leaves out (identity leaks, duplicates
+beyond the cap, and on request flagged voters and sample images); those are taken off the
+maintained counts (online Elo resumes from a state kept per screening) or skipped by the scan.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
 
+from arena.categories import OTHER, TAGS, TASKS
 from arena.errors import InputError
 from arena.kinds import Outcome
 from arena.ratings import (
@@ -26,9 +31,11 @@ from arena.ratings import (
     compute_leaderboard,
     elo_loop,
 )
+from arena.screened import Screen, Screened, screen_votes
 from arena.store import Store, VoteFilter
 from arena.store.maintained import Maintained
 
+KNOWN = (*TASKS, OTHER, *TAGS)  # the shipped category ids (a user's rules may add more)
 _LEFT_SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5, "bothbad": 0.5}  # model_a's score per Outcome value
 
 
@@ -42,6 +49,9 @@ class Board:
     anonymous_only: bool = True
     since: datetime | None = None
     until: datetime | None = None
+    category: str | None = None
+    screened: Screened = field(default_factory=Screened)
+    category_votes: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -57,12 +67,23 @@ class Board:
                 "anonymous_only": self.anonymous_only,
                 "since": _iso(self.since),
                 "until": _iso(self.until),
+                "category": self.category,
             },
+            "category_votes": dict(self.category_votes),
+            **self.screened.to_dict(),
         }
 
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
+
+
+def _rule_categories(store) -> tuple[str, ...]:
+    """The categories of the rules in use (ARENA_CATEGORIES may add to the shipped ones)."""
+    from arena.categories.labeller import Labeller
+
+    settings = getattr(store, "settings", None)
+    return Labeller.from_settings(settings).rules.categories if settings is not None else ()
 
 
 def parse_anchor(text: str) -> tuple[str, float]:
@@ -92,6 +113,8 @@ def leaderboard_for(
     ci: str | None = None,
     style_reg: float = DEFAULT_LAMBDA,
     maintained: bool = True,
+    category: str | None = None,
+    screen: Screen | None = None,
 ) -> Board:
     """The board over the votes that pass the filters (votes.created_at in [since, until)).
 
@@ -100,16 +123,26 @@ def leaderboard_for(
     unless `ci` says "sandwich". Online Elo is over every vote of the filter in time order on
     both (the style scan reads its votes in no particular order: 30 % faster at a million). An anchor whose model has no votes here is an InputError.
     `maintained=False` scans every vote even where the maintained counts would do (the same
-    board, for comparison).
+    board, for comparison). `category` keeps the battles of one category; `screen` says which
+    votes the screening leaves out (arena.screened; default: the settings' anonymous ranking).
     """
-    which = VoteFilter(anonymous_only, since, until)
+    categories = store.category_votes(VoteFilter(anonymous_only, since, until))
+    if category is not None and category not in {*KNOWN, *categories, *_rule_categories(store)}:
+        known = ", ".join(sorted({*KNOWN, *categories, *_rule_categories(store)}))
+        raise InputError(f"--category: no category {category!r}; known: {known}.")
+    which = VoteFilter(anonymous_only, since, until, category)
     if not (math.isfinite(style_reg) and style_reg >= 0):
         raise InputError(f"--style-reg {style_reg!r}: the style penalty must be a number >= 0.")
+    if screen is None:
+        settings = getattr(store, "settings", None)
+        screen = Screen.from_settings(settings) if settings is not None else Screen()
+    screened = screen_votes(store, which, screen)
+    exclude = screened.ids
     # every vote of the filter, in time order: the plain board, and online Elo on any board
-    kept = store.maintained(which) if maintained else None
-    plain = scan_votes(store, which) if kept is None else KeptVotes(kept)
+    kept = store.maintained(which, screened) if maintained else None
+    plain = scan_votes(store, which, exclude) if kept is None else KeptVotes(kept)
     if style_control:
-        scan, style, note = _style_scan(store, which, plain.votes)
+        scan, style, note = _style_scan(store, which, plain.votes, exclude)
     else:
         scan, style, note = plain, None, None
     if anchor is not None and anchor[0] not in scan.models:
@@ -136,10 +169,20 @@ def leaderboard_for(
     if isinstance(plain, KeptVotes):
         last = plain.kept.last_at
         if plain.kept.state is None or len(plain.kept.codes):
-            store.save_elo_state(which, plain.kept.resumed(elo))
+            store.save_elo_state(plain.kept.kind, plain.kept.resumed(elo))
     else:
         last = store.last_vote(which) if plain.votes else None
-    return Board(board, scan.votes, last, anonymous_only, which.since, which.until)
+    return Board(
+        board,
+        scan.votes,
+        last,
+        anonymous_only,
+        which.since,
+        which.until,
+        category,
+        screened,
+        categories,
+    )
 
 
 @dataclass(frozen=True)
@@ -232,12 +275,12 @@ def resume_elo(start: dict[str, float], combos, codes: np.ndarray) -> dict[str, 
 
 
 def _style_scan(
-    store: Store, which: VoteFilter, total: int
+    store: Store, which: VoteFilter, total: int, exclude: np.ndarray
 ) -> tuple[VoteScan, StyleBattles | None, str]:
     """The filtered votes that carry style counts (self-battles dropped), as a VoteScan for the
     plain figures (not in time order: no online Elo from it) and StyleBattles for the style fit
     over the same votes; and a note on the votes left out of the `total` the filter has."""
-    combos, codes, features = store.scan_style(which)
+    combos, codes, features = store.scan_style(which, exclude)
     styled = len(codes)
     keep = np.array([a != b for a, b, _ in combos], dtype=bool)
     if len(codes):
@@ -260,7 +303,8 @@ def _style_scan(
     return scan, StyleBattles(models, left, right, score, features), note
 
 
-def scan_votes(store: Store, which: VoteFilter) -> VoteScan:
-    """The votes that pass the filter, in time order, from the store."""
-    combos, codes = store.scan_votes(which)
+def scan_votes(store: Store, which: VoteFilter, exclude: np.ndarray | None = None) -> VoteScan:
+    """The votes that pass the filter, in time order, from the store (those with ids in
+    `exclude` left out)."""
+    combos, codes = store.scan_votes(which, exclude)
     return VoteScan([(a, b, o.value) for a, b, o in combos], codes)

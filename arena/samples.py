@@ -6,6 +6,8 @@ Text uses Pillow's built-in font (ImageFont.load_default), so nothing outside Pi
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -272,6 +274,13 @@ SAMPLES = (
 def sample_paths() -> list[Path]:
     """The shipped sample images, in SAMPLES order."""
     return [SAMPLES_DIR / s.file for s in SAMPLES]
+
+
+@functools.cache
+def sample_shas() -> frozenset[str]:
+    """The sha256 of each shipped sample file, as a battle started from one stores its image
+    (the page sends the file's bytes unchanged): how a stored battle is known to be on a sample."""
+    return frozenset(hashlib.sha256(path.read_bytes()).hexdigest() for path in sample_paths())
 
 
 def make_samples(out_dir: Path | str = SAMPLES_DIR) -> list[Path]:

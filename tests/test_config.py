@@ -20,14 +20,14 @@ from arena.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMERIC = [f.name for f in fields(Settings) if type(f.default) in (int, float)]
-NO_LIMIT_AT_ZERO = set(LIMITS)  # README: 0 = no limit
+NO_LIMIT_AT_ZERO = {*LIMITS, "dedup_cap"}  # README: 0 = no limit (no cap)
 ONE_LINE = r"Setting ARENA_[A-Z_]+=\S+ is invalid: expected [^\n]+\.$"
 
 
 def test_every_numeric_setting_has_a_range():
     assert set(NUMERIC) == {
         "max_upload_mb", "max_pixels", "max_image_side", "max_prompt_chars", "max_turns",
-        "hub_timeout_s", "generation_timeout_s", *LIMITS,
+        "hub_timeout_s", "generation_timeout_s", *LIMITS, "min_category_votes", "dedup_cap",
     }  # fmt: skip
     for f in fields(Settings):
         assert (f.metadata["range"] is not None) == (f.name in NUMERIC), f.name
@@ -211,3 +211,12 @@ def test_the_settings_command_prints_the_table_even_with_a_bad_setting():
     assert "above 0, at most 2048" in upload
     limit = next(line for line in lines if line.startswith("ARENA_VOTES_PER_HOUR"))
     assert "0 = no limit" in limit
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("ARENA_DEDUP_RULE", "often"), ("ARENA_PAIR_SAMPLING", "smart")]
+)
+def test_settings_with_choices_refuse_anything_else_in_one_line(name, value):
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({name: value})
+    assert re.fullmatch(ONE_LINE, str(error.value)) and "expected one of" in str(error.value)

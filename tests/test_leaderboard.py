@@ -401,3 +401,47 @@ def test_page_style_toggle_is_off_without_style_counts(page_env):
     else:
         pytest.fail("the page never said that no vote carries style counts")
     assert len(at.dataframe[0].value) == 13 and "rating_raw" not in at.dataframe[0].value
+
+
+def test_page_filters_by_task_screens_voters_and_shows_the_best_model_per_task(page_env, tmp_path):
+    """Imported votes with categories and voters: the task selector, the flagged-voter toggle
+    with its one line on what was left out, and the "best model for …" view (tasks with at
+    least ARENA_MIN_CATEGORY_VOTES votes only)."""
+    rng = np.random.default_rng(3)
+    strength = {"m0": 1.0, "m1": 0.0, "m2": -1.0}
+    rows = []
+    for i in range(240):
+        a, b = rng.choice(list(strength), 2, replace=False)
+        p = 1 / (1 + np.exp(strength[b] - strength[a]))
+        winner = "model_a" if rng.random() < p else "model_b"
+        category = ["ocr"] if i % 3 else ["counting"] if i % 9 == 0 else ["charts", "reasoning"]
+        rows.append({"model_a": a, "model_b": b, "winner": winner, "tstamp": 1.7e9 + i,
+                     "judge": f"user:v{i % 30}", "categories": category})  # fmt: skip
+    for i in range(30):  # one voter who always picks the weaker model
+        a, b = rng.choice(list(strength), 2, replace=False)
+        winner = "model_a" if strength[a] < strength[b] else "model_b"
+        rows.append({"model_a": a, "model_b": b, "winner": winner, "tstamp": 1.8e9 + i,
+                     "judge": "user:contrarian", "categories": ["ocr"]})  # fmt: skip
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    import_file(page_env, path)
+
+    at = open_page()
+    assert metrics(at)["Votes"] == "270"
+    task = at.selectbox(key="lb_category")
+    assert task.options[0] == "All tasks" and "ocr (190 votes)" in task.options
+    task.set_value("ocr").run()
+    assert metrics(at)["Votes"] == "190"
+    assert not any("left out" in c.value for c in at.caption)
+
+    at.toggle(key="lb_flagged_voters").set_value(True).run()
+    assert metrics(at)["Votes"] == "160"
+    assert any("30 votes left out: 30 from voters the sequential test flags" in c.value
+               for c in at.caption)  # fmt: skip
+    at.selectbox(key="lb_category").set_value("All tasks").run()
+    assert metrics(at)["Votes"] == "240"
+
+    shown = " ".join(m.value for m in at.markdown)
+    assert "**ocr**" in shown and "**charts**" in shown and "**reasoning**" in shown
+    assert "**counting**" not in shown  # 27 votes: under the 50 a task needs
+    assert "🥇 m0" in shown

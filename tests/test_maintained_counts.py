@@ -174,17 +174,43 @@ def test_an_update_of_other_columns_keeps_the_state(store, settings, tmp_path):
     assert_maintained(store)
 
 
+def votes_at_0006(engine, rng: random.Random, n: int, start: float, prefix: str) -> None:
+    """n votes as the code of revision 0006 stored them (its columns only), one second apart."""
+    from sqlalchemy import column, insert, table
+
+    old_battles = table("battles", *map(column, ("id", "created_at", "mode", "model_a", "model_b")))
+    columns = ("battle_id", "outcome", "created_at", "model_a", "model_b", "mode")
+    old_votes = table("votes", *map(column, columns))
+    rows = []
+    for i in range(n):
+        at = datetime.fromtimestamp(start + i + rng.random() / 2, UTC)
+        mode = "anonymous" if rng.random() > 0.1 else "named"
+        a, b = rng.choice(MODELS), rng.choice(MODELS)
+        rows.append(
+            dict(id=f"{prefix}{i:028d}", created_at=at, mode=mode, model_a=a, model_b=b,
+                 outcome=rng.choice(list(Outcome)).value)
+        )  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            insert(old_battles),
+            [{k: r[k] for k in ("id", "created_at", "mode", "model_a", "model_b")} for r in rows],
+        )
+        conn.execute(
+            insert(old_votes),
+            [{**{k: r[k] for k in columns[1:]}, "battle_id": r["id"]} for r in rows],
+        )
+
+
 def test_the_migration_counts_the_stored_votes(db_url, settings, tmp_path):
     engine = eng.make_engine(db_url)
     eng.upgrade(engine, "0006")
-    old = Store(engine, settings)
-    import_votes(old, tmp_path, random.Random(7), 300, PAST, "old")
+    votes_at_0006(engine, random.Random(7), 300, PAST, "old0")
     eng.upgrade(engine, "head")
     store = Store(engine, settings)
     assert sum(maintained_counts(store).values()) == 300
     assert_maintained(store)
     eng.upgrade(engine, "0006")  # and back: the triggers go with the tables
-    import_votes(old, tmp_path, random.Random(8), 10, FUTURE, "again")
+    votes_at_0006(engine, random.Random(8), 10, FUTURE, "old1")
     eng.upgrade(engine, "head")
     assert_maintained(store)
     engine.dispose()
@@ -207,7 +233,7 @@ def test_an_older_state_never_replaces_a_newer_one(store, settings, tmp_path):
     newest = stored_elo(store, "anonymous")
     kept = store.maintained(VoteFilter())
     stale = EloState({"m0": 1.0}, kept.last_at, kept.votes - 1, kept.edits)
-    assert not store.save_elo_state(VoteFilter(), stale)
+    assert not store.save_elo_state(kept.kind, stale)
     assert stored_elo(store, "anonymous") == newest
 
 

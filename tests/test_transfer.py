@@ -239,3 +239,46 @@ def test_not_a_parquet_file_is_one_line(store, tmp_path):
     with pytest.raises(TransferError, match="not a parquet file"):
         import_file(store, path)
     assert counts(store) == (0, 0)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_categories_travel_with_the_votes(store, tmp_path, fmt):
+    from arena.store.schema import battle_categories
+
+    rows = [
+        {**ROW, "categories": ["ocr", "charts"]},
+        {**ROW, "winner": "tie", "categories": ["other"]},
+        {**ROW, "winner": "model_b"},  # no categories at all
+        {**ROW, "categories": "counting, reasoning"},  # CSV style: separated by commas
+        {**ROW, "categories": '["creative"]'},  # a JSON text of the list
+    ]
+    import_file(store, write_rows(tmp_path / "in.jsonl", rows))
+    exported = export_frame(store)
+    assert list(exported["categories"]) == [
+        ["charts", "ocr"], ["other"], None, ["counting", "reasoning"], ["creative"]
+    ]  # fmt: skip
+    with store.engine.connect() as conn:
+        sources = set(conn.execute(select(battle_categories.c.source)).scalars())
+    assert sources == {"import"}
+    out = tmp_path / f"votes.{fmt}"
+    export_file(store, out, fmt)
+    with store.engine.begin() as conn:
+        for table in (battle_categories, votes, battles):
+            conn.execute(delete(table))
+    import_file(store, out)
+    pd.testing.assert_frame_equal(export_frame(store), exported)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (["OCR"], "category 'OCR' is not an id"),
+        ([3], "category 3 is not an id"),
+        ({"ocr": 1}, "categories must be a list"),
+        ("[not json", "not a JSON list"),
+    ],
+)
+def test_bad_categories_are_refused_by_line(store, tmp_path, value, message):
+    with pytest.raises(TransferError, match=f"line 2: .*{message}"):
+        import_file(store, write_rows(tmp_path / "bad.jsonl", [ROW, {**ROW, "categories": value}]))
+    assert counts(store) == (0, 0)

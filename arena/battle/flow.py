@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from arena.backends import Backends, chat_messages
 from arena.battle.sides import SIDES, SideResult, masked, side_label
@@ -18,6 +19,9 @@ from arena.errors import ArenaError, InputError, ModelError, RegistryError
 from arena.images import CheckedImage
 from arena.kinds import Mode, Outcome
 from arena.registry import ModelSpec, Registry
+
+if TYPE_CHECKING:  # the page and the command line make the sampler; the battle only draws from it
+    from arena.pairing import ActiveSampler
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,12 @@ def pick_models(
     mode: Mode,
     models: tuple[str, str] | None = None,
     rng: random.Random | None = None,
+    sampler: ActiveSampler | None = None,
 ) -> tuple[ModelSpec, ModelSpec]:
-    """Anonymous: two different models drawn by weight, left/right at random. Named: the two given."""
+    """Anonymous: two different models drawn by the sampler (None: by weight, Registry.draw_pair),
+    left/right at random. Named: the two given."""
     if Mode(mode) is Mode.ANONYMOUS and models is None:
-        return registry.draw_pair(rng)
+        return sampler.draw(rng) if sampler is not None else registry.draw_pair(rng)
     if models is None or len(models) != 2:
         raise InputError("Named mode needs two models: pick one for each side.")
     if models[0] == models[1]:

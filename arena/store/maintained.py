@@ -37,11 +37,18 @@ log = logging.getLogger(__name__)
 SAVE_WAIT_MS = 200  # SQLite: how long saving a state waits for the write lock before giving up
 
 
-def kind(which: VoteFilter) -> str | None:
-    """The elo_state row of a filter, or None where nothing is maintained (a date filter)."""
-    if which.since is not None or which.until is not None:
+def kind(which: VoteFilter, screened=None) -> str | None:
+    """The elo_state row of a filter, or None where nothing is maintained (a date or category
+    filter). A screened board that leaves votes out (arena.screened.Screened) has its own row
+    per screening options."""
+    if which.since is not None or which.until is not None or which.category is not None:
         return None
-    return "anonymous" if which.anonymous_only else "all"
+    base = "anonymous" if which.anonymous_only else "all"
+    return f"{base}:{screened.key}" if _leaves_out(screened) else base
+
+
+def _leaves_out(screened) -> bool:
+    return screened is not None and bool(screened.rows)
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class EloState:
     last_at: datetime | None
     applied: int
     edits: int
+    screen: str | None = None  # a screened board's Screened.fingerprint(last_at)
 
 
 @dataclass(frozen=True)
@@ -67,10 +75,13 @@ class Maintained:
     state: EloState | None
     combos: list[tuple[str, str, Outcome]]
     codes: np.ndarray
+    kind: str = ""  # the elo_state row (kind())
+    screened: object = None  # arena.screened.Screened whose votes are left out, or None
 
     def resumed(self, ratings: dict[str, float]) -> EloState:
         """The state after applying the new votes: what save_state stores."""
-        return EloState(ratings, self.last_at, self.votes, self.edits)
+        screen = self.screened.fingerprint(self.last_at) if _leaves_out(self.screened) else None
+        return EloState(ratings, self.last_at, self.votes, self.edits, screen)
 
 
 def _filtered(query, table, which: VoteFilter):
@@ -94,18 +105,29 @@ def _queries(which: VoteFilter) -> dict[str, select]:
         ).group_by(vote_counts.c.model_a, vote_counts.c.model_b, vote_counts.c.outcome),
         "edits": select(vote_edits.c.edits).where(vote_edits.c.id == 1),
         "state": select(
-            elo_state.c.ratings, elo_state.c.last_at, elo_state.c.applied, elo_state.c.edits
+            elo_state.c.ratings,
+            elo_state.c.last_at,
+            elo_state.c.applied,
+            elo_state.c.edits,
+            elo_state.c.screen,
         ).where(elo_state.c.kind == bindparam("kind")),
         "last": _filtered(select(votes.c.created_at), votes, which)
         .order_by(votes.c.created_at.desc(), votes.c.id.desc())
         .limit(1),
-        "after": _filtered(select(votes.c.model_a, votes.c.model_b, votes.c.outcome), votes, which)
+        "after": _filtered(_TRIPLE, votes, which)
         .where(votes.c.created_at > bindparam("after", type_=_AT))
         .order_by(votes.c.created_at, votes.c.id),
-        "all": _filtered(
-            select(votes.c.model_a, votes.c.model_b, votes.c.outcome), votes, which
-        ).order_by(votes.c.created_at, votes.c.id),
+        "all": _filtered(_TRIPLE, votes, which).order_by(votes.c.created_at, votes.c.id),
+        "after_ids": _filtered(_TRIPLE.add_columns(votes.c.id), votes, which)
+        .where(votes.c.created_at > bindparam("after", type_=_AT))
+        .order_by(votes.c.created_at, votes.c.id),
+        "all_ids": _filtered(_TRIPLE.add_columns(votes.c.id), votes, which).order_by(
+            votes.c.created_at, votes.c.id
+        ),
     }
+
+
+_TRIPLE = select(votes.c.model_a, votes.c.model_b, votes.c.outcome)
 
 
 _COMPILED: dict = {}
@@ -137,13 +159,19 @@ def _snapshot(engine: Engine) -> Iterator:
         raw.close()  # back to the pool, rolled back
 
 
-def read(engine: Engine, which: VoteFilter) -> Maintained | None:
+def read(engine: Engine, which: VoteFilter, screened=None) -> Maintained | None:
     """The board's counts and the votes its Elo still needs; None for a date filter, or where
-    vote_counts disagrees with the votes (then only the scan gives the right board)."""
-    name = kind(which)
+    vote_counts disagrees with the votes (then only the scan gives the right board). With
+    `screened` (arena.screened.Screened), the votes it leaves out are taken off the counts and
+    out of online Elo; its state holds while the left-out votes up to its last_at stay the same."""
+    name = kind(which, screened)
     if name is None:
         return None
     at = _AT.dialect_impl(engine.dialect).result_processor(engine.dialect, None)
+    screening = _leaves_out(screened)
+    suffix = "_ids" if screening else ""
+    left_out = screened.counts() if screening else {}
+    exclude = screened.ids if screening else None
 
     def run(cursor, query: str, values: dict | None = None):
         statement = _statement(engine, which, query)
@@ -151,54 +179,112 @@ def read(engine: Engine, which: VoteFilter) -> Maintained | None:
         return cursor
 
     with _snapshot(engine) as cursor:
-        rows = [(a, b, Outcome(o), int(n)) for a, b, o, n in run(cursor, "counts").fetchall()]
+        stored_rows = [
+            (a, b, Outcome(o), int(n)) for a, b, o, n in run(cursor, "counts").fetchall()
+        ]
+        counted = sum(n for *_, n in stored_rows)
+        rows = [
+            (a, b, o, n - left_out.get((a, b, o), 0))
+            for a, b, o, n in stored_rows
+            if n > left_out.get((a, b, o), 0)
+        ]
         total = sum(n for *_, n in rows)
         (edits,) = run(cursor, "edits").fetchone()
         stored = run(cursor, "state", {"kind": name}).fetchone()
         last = run(cursor, "last").fetchone()
         last_at = utc(at(last[0]) if at else last[0]) if last else None
         state = _state(stored, at) if stored is not None else None
-        if state is not None and state.edits == edits and state.last_at is not None:
-            combos, codes = _coded(run(cursor, "after", {"after": state.last_at}))
+        if state is not None and not _holds(state, edits, screened):
+            state = None
+        if state is not None:
+            combos, codes, seen = _coded(
+                run(cursor, f"after{suffix}", {"after": state.last_at}), exclude
+            )
             if state.applied + len(codes) != total:
                 state = None  # a vote was added at or before the state's last vote
-        else:
-            state = None
         if state is None:
-            combos, codes = _coded(run(cursor, "all"))
-            if len(codes) != total:
+            combos, codes, seen = _coded(run(cursor, f"all{suffix}"), exclude)
+            if seen != counted:
                 log.warning(
                     "vote_counts says %d votes, the votes table has %d: the counts were changed "
                     "outside the triggers; run `python -m arena db recount` (until then the "
                     "leaderboard scans every vote)",
-                    total,
-                    len(codes),
+                    counted,
+                    seen,
                 )
                 return None
-    return Maintained(rows, total, last_at, int(edits), state, combos, codes)
-
-
-def _state(row, at) -> EloState:
-    ratings, last_at, applied, edits = row
-    return EloState(
-        json.loads(ratings), utc(at(last_at) if at else last_at), int(applied), int(edits)
+    return Maintained(
+        rows,
+        total,
+        last_at,
+        int(edits),
+        state,
+        combos,
+        codes,
+        name,
+        screened if screening else None,
     )
 
 
-def _coded(cursor) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
+def _holds(state: EloState, edits: int, screened) -> bool:
+    """Whether a stored state can be resumed: no stored vote changed since, and (a screened
+    board) the same votes up to its last_at are left out."""
+    if state.edits != edits or state.last_at is None:
+        return False
+    if not _leaves_out(screened):
+        return state.screen is None
+    return state.screen == screened.fingerprint(state.last_at)
+
+
+def pair_counts(engine: Engine, which: VoteFilter) -> list[tuple[str, str, Outcome, int]] | None:
+    """vote_counts alone, (model_a, model_b, outcome, votes) with votes > 0: no vote is read, so
+    it costs the same at any number of votes (pair sampling asks it). None where nothing is
+    maintained (a date or category filter)."""
+    if kind(which) is None:
+        return None
+    statement = _statement(engine, which, "counts")
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(statement.sql, statement.params({}))
+            return [(a, b, Outcome(o), int(n)) for a, b, o, n in cursor.fetchall()]
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+
+
+def _state(row, at) -> EloState:
+    ratings, last_at, applied, edits, screen = row
+    return EloState(
+        json.loads(ratings), utc(at(last_at) if at else last_at), int(applied), int(edits), screen
+    )
+
+
+def _coded(
+    cursor, exclude: np.ndarray | None = None
+) -> tuple[list[tuple[str, str, Outcome]], np.ndarray, int]:
+    """The cursor's (model_a, model_b, outcome[, id]) rows coded as in reads.scan_votes, those
+    whose id is in `exclude` left out; and how many rows it read."""
     codes = _Codes()
     chunks = []
+    seen = 0
     while rows := cursor.fetchmany(_FETCH):
+        seen += len(rows)
+        if exclude is not None:
+            kept = ~np.isin(np.fromiter((r[3] for r in rows), np.int64, len(rows)), exclude)
+            rows = [r[:3] for r, keep in zip(rows, kept.tolist(), strict=True) if keep]
         chunks.append(np.fromiter(map(codes.__getitem__, rows), np.int64, len(rows)))
     combos = [(a, b, Outcome(o)) for a, b, o in codes]
-    return combos, (np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64))
+    return combos, (np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)), seen
 
 
-def save_state(engine: Engine, which: VoteFilter, state: EloState) -> bool:
-    """Store the state for the next read, unless a state at least as new is there already (the
-    statement's guard). A cache: where the database is busy or read-only it is not saved, and
-    the next read applies the same votes again. True when it was written."""
-    name = kind(which)
+def save_state(engine: Engine, name: str | None, state: EloState) -> bool:
+    """Store the state under its elo_state row `name` (Maintained.kind) for the next read, unless
+    a state at least as new is there already (the statement's guard). A cache: where the
+    database is busy or read-only it is not saved, and the next read applies the same votes
+    again. True when it was written."""
     if name is None or state.last_at is None:
         return False
     statement = _save_statement(engine)
@@ -209,6 +295,7 @@ def save_state(engine: Engine, which: VoteFilter, state: EloState) -> bool:
             "last_at": state.last_at,
             "applied": state.applied,
             "edits": state.edits,
+            "screen": state.screen,
         }
     )
     sqlite = engine.dialect.name == "sqlite"

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from arena.kinds import Mode, Outcome
 from arena.store.driver import DriverStatement
-from arena.store.schema import vote_counts, vote_edits, votes
+from arena.store.schema import battle_categories, vote_counts, vote_edits, votes
 
 _FETCH = 50_000
 
@@ -31,11 +31,13 @@ def utc(moment: datetime | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class VoteFilter:
-    """Which votes a leaderboard counts: anonymous battles only or all, cast in [since, until)."""
+    """Which votes a leaderboard counts: anonymous battles only or all, cast in [since, until),
+    of battles in one category (arena.categories) or any."""
 
     anonymous_only: bool = True
     since: datetime | None = None
     until: datetime | None = None
+    category: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "since", utc(self.since))
@@ -48,12 +50,20 @@ class VoteFilter:
             conds.append(votes.c.created_at >= bindparam("since", type_=votes.c.created_at.type))
         if self.until is not None:
             conds.append(votes.c.created_at < bindparam("until", type_=votes.c.created_at.type))
+        if self.category is not None:
+            conds.append(
+                votes.c.battle_id.in_(
+                    select(battle_categories.c.battle_id).where(
+                        battle_categories.c.category == bindparam("category")
+                    )
+                )
+            )
         return and_(True, *conds)
 
     def values(self) -> dict:
         return {
             name: getattr(self, name)
-            for name in ("since", "until")
+            for name in ("since", "until", "category")
             if getattr(self, name) is not None
         }
 
@@ -84,20 +94,24 @@ def _fetched(engine: Engine, query, values: dict) -> Iterator[list[tuple]]:
 
 
 def scan_votes(
-    engine: Engine, which: VoteFilter
+    engine: Engine, which: VoteFilter, exclude: np.ndarray | None = None
 ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
     """The filtered votes ordered by (created_at, id): the distinct (model_a, model_b, outcome)
-    combinations, and one int64 code per vote indexing them."""
+    combinations, and one int64 code per vote indexing them. Votes whose id is in `exclude`
+    (sorted ids) are left out."""
+    ids = exclude is not None and len(exclude) > 0
     query = (
-        select(votes.c.model_a, votes.c.model_b, votes.c.outcome)
+        select(votes.c.model_a, votes.c.model_b, votes.c.outcome, *([votes.c.id] if ids else []))
         .where(which.condition())
         .order_by(votes.c.created_at, votes.c.id)
     )
     codes = _Codes()
-    chunks = [
-        np.fromiter(map(codes.__getitem__, rows), np.int64, len(rows))
-        for rows in _fetched(engine, query, which.values())
-    ]
+    chunks = []
+    for rows in _fetched(engine, query, which.values()):
+        if ids:
+            kept = ~np.isin(np.fromiter((r[3] for r in rows), np.int64, len(rows)), exclude)
+            rows = [r[:3] for r, keep in zip(rows, kept.tolist(), strict=True) if keep]
+        chunks.append(np.fromiter(map(codes.__getitem__, rows), np.int64, len(rows)))
     combos = [(a, b, Outcome(o)) for a, b, o in codes]
     joined = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
     return combos, joined
@@ -129,23 +143,28 @@ def _style_feature(parts: tuple[str, ...]):
 
 
 def scan_style(
-    engine: Engine, which: VoteFilter
+    engine: Engine, which: VoteFilter, exclude: np.ndarray | None = None
 ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray, np.ndarray]:
     """Like scan_votes, over the filtered votes that carry style counts but in no particular
     order: the combinations, one code per vote, and per vote the style features (length, headers, lists, bold), each
     (a - b) / (a + b + 1) computed in SQL, a float64 array of shape (votes, 4). Four floats a row
     rather than eight counts: the fetch creates half the Python objects."""
     features = [_style_feature(parts) for parts in _STYLE_TOTALS.values()]
-    query = select(*features, votes.c.model_a, votes.c.model_b, votes.c.outcome).where(
+    ids = exclude is not None and len(exclude) > 0
+    extra = [votes.c.id] if ids else []
+    query = select(*features, votes.c.model_a, votes.c.model_b, votes.c.outcome, *extra).where(
         which.condition(), votes.c.style_tokens_a.is_not(None)
     )  # no ORDER BY: the fit needs no order, and reading through the time index costs 40 % more
     codes = _Codes()
     code_chunks, feature_chunks = [], []
     for rows in _fetched(engine, query, which.values()):
+        if ids:
+            kept = ~np.isin(np.fromiter((r[7] for r in rows), np.int64, len(rows)), exclude)
+            rows = [r[:7] for r, keep in zip(rows, kept.tolist(), strict=True) if keep]
         n = len(rows)
         numbers = chain.from_iterable(row[:4] for row in rows)
         feature_chunks.append(np.fromiter(numbers, np.float64, 4 * n).reshape(n, 4))
-        triples = (row[4:] for row in rows)
+        triples = (row[4:7] for row in rows)
         code_chunks.append(np.fromiter(map(codes.__getitem__, triples), np.int64, n))
     combos = [(a, b, Outcome(o)) for a, b, o in codes]
     if not code_chunks:

@@ -16,12 +16,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 from arena.style import COUNTS
 
 metadata = MetaData()
-REVISION = "0007"  # the latest migration, which these tables match (tests check both)
+REVISION = "0008"  # the latest migration, which these tables match (tests check both)
 
 
 def style_columns() -> list[Column]:
@@ -59,6 +60,10 @@ battles = Table(
     Column("question_id", String(200), nullable=True),
     Column("voter_id", String(200), nullable=True),  # who started it (arena.kinds.Requester)
     Column("client_key", String(64), nullable=True),  # keyed hash of the address, never the address
+    # arena.screening.duplicates.prompt_key of the first prompt and the image, set with the first turn
+    Column("prompt_key", String(32), nullable=True),
+    # why an answer gives a model away (arena.screening.leaks), NULL when none does
+    Column("identity_leak", Text, nullable=True),
     Index("ix_battles_created_at", "created_at"),
     Index("ix_battles_session_created", "session_id", "created_at"),
     Index("ix_battles_voter_created", "voter_id", "created_at"),
@@ -105,6 +110,8 @@ votes = Table(
     Column("model_a", String(200), nullable=False),
     Column("model_b", String(200), nullable=False),
     Column("mode", String(16), nullable=False),
+    Column("prompt_key", String(32), nullable=True),
+    Column("identity_leak", Boolean, nullable=False, server_default=false()),
     # the battle's style when it was voted on: the sum over its turns (or an import's conv_metadata)
     *style_columns(),
     UniqueConstraint("battle_id", name="uq_votes_battle"),  # one vote per battle
@@ -112,10 +119,29 @@ votes = Table(
     Index("ix_votes_voter_created", "voter_id", "created_at"),
     Index("ix_votes_session_created", "session_id", "created_at"),
     Index("ix_votes_client_created", "client_key", "created_at"),
+    Index("ix_votes_prompt_key", "prompt_key"),
+    Index(
+        "ix_votes_identity_leak",
+        "identity_leak",
+        sqlite_where=text("identity_leak"),
+        postgresql_where=text("identity_leak"),
+    ),  # few votes are flagged: the index holds only those
 )
 
-# The battle columns every vote row repeats; every writer of votes fills them from the battle.
-VOTE_CARRIES = ("model_a", "model_b", "mode")
+# A battle's task categories (arena.categories): one row per category, with who assigned it
+# ("rules", "auto" for the multi_turn and sample_image tags, "import", or a classifier model's id).
+battle_categories = Table(
+    "battle_categories",
+    metadata,
+    Column("battle_id", String(32), ForeignKey("battles.id", ondelete="CASCADE"), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("source", String(200), nullable=False),
+    Index("ix_battle_categories_category", "category", "battle_id"),
+)
+
+# The battle columns every vote row repeats; every writer of votes fills them from the battle
+# (votes.identity_leak is whether the battle's identity_leak is set).
+VOTE_CARRIES = ("model_a", "model_b", "mode", "prompt_key")
 
 # Kept by the database itself (migration 0007's triggers on votes, in the writer's transaction):
 # the votes per (mode, model_a, model_b, outcome), a row gone when its count reaches 0.
@@ -149,4 +175,6 @@ elo_state = Table(
     Column("last_at", DateTime(timezone=True), nullable=True),
     Column("applied", Integer, nullable=False),
     Column("edits", Integer, nullable=False),
+    # a screened board's (arena.screening) fingerprint of the votes it left out up to last_at
+    Column("screen", String(64), nullable=True),
 )

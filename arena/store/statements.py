@@ -68,7 +68,8 @@ def guarded_vote(dialect: str, owner: bool, applied):
     belongs to the session when `owner`), both answers of its last turn finished (the verdict
     stored with the turn), every vote limit in `applied` has room, and the battle has no vote
     yet (ON CONFLICT DO NOTHING on the unique battle_id). The SELECT reads the battle row
-    itself, which gives the vote its copies of model_a, model_b and mode, and the sums of its
+    itself, which gives the vote its copies of the battle's columns (VOTE_CARRIES), whether it is
+    flagged for an identity leak, and the sums of its
     turns' style counts: the style of the conversation the voter judged."""
     answered = exists(
         select(literal(1)).where(
@@ -95,6 +96,7 @@ def guarded_vote(dialect: str, owner: bool, applied):
             _param("session_id"),
             _param("client_key"),
             *[battles.c[name] for name in VOTE_CARRIES],
+            battles.c.identity_leak.is_not(None),
             *[totals.c[name] for name in STYLE_COLUMNS],
         )
         .select_from(battles.join(totals, literal(True)))
@@ -108,6 +110,7 @@ def guarded_vote(dialect: str, owner: bool, applied):
         "session_id",
         "client_key",
         *VOTE_CARRIES,
+        "identity_leak",
         *STYLE_COLUMNS,
     ]
     insert_vote = _INSERT[dialect](votes).from_select(columns, row)
@@ -190,18 +193,25 @@ def guarded_regenerate():
 def save_elo_state(dialect: str):
     """Store one filter's online Elo state (arena.store.maintained), unless the stored one is at
     least as new: computed after more edits of stored votes, or after as many with as many votes
-    applied (without edits, votes are only ever added, so more votes applied is a later read)."""
+    applied (without edits, votes are only ever added, so more votes applied is a later read),
+    or for a screened board with other votes left out."""
     row = {
         "kind": _param("kind"),
         "ratings": _param("ratings"),
         "last_at": _param("last_at", DateTime(timezone=True)),
         "applied": _param("applied", Integer),
         "edits": _param("edits", Integer),
+        "screen": _param("screen"),
     }
     upsert = _INSERT[dialect](elo_state).values(row)
-    newer = (upsert.excluded.edits > elo_state.c.edits) | (
-        (upsert.excluded.edits == elo_state.c.edits)
-        & (upsert.excluded.applied > elo_state.c.applied)
+    newer = (
+        (upsert.excluded.edits > elo_state.c.edits)
+        | (
+            (upsert.excluded.edits == elo_state.c.edits)
+            & (upsert.excluded.applied > elo_state.c.applied)
+        )
+        # a screened board whose left-out votes changed: the stored state no longer holds
+        | upsert.excluded.screen.is_distinct_from(elo_state.c.screen)
     )
     return upsert.on_conflict_do_update(
         index_elements=["kind"],

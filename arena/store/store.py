@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from arena.errors import RateLimited, StoreError
 from arena.kinds import Mode, Outcome, Requester
 from arena.store import engine as eng
-from arena.store import limits, maintained, reads, refusals, statements
+from arena.store import limits, maintained, reads, refusals, screening, statements
 from arena.store.driver import Writer
 
 if TYPE_CHECKING:  # the battle imports the store, not the other way round
@@ -194,34 +194,133 @@ class Store:
     # ----- reads for the leaderboard ------------------------------------------------------
 
     def scan_votes(
-        self, which: reads.VoteFilter
+        self, which: reads.VoteFilter, exclude: np.ndarray | None = None
     ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
-        """The filtered votes in time order: distinct (model_a, model_b, outcome), one code per vote."""
-        return reads.scan_votes(self.engine, which)
+        """The filtered votes in time order (those with ids in `exclude` left out): distinct
+        (model_a, model_b, outcome), one code per vote."""
+        return reads.scan_votes(self.engine, which, exclude)
 
     def scan_style(
-        self, which: reads.VoteFilter
+        self, which: reads.VoteFilter, exclude: np.ndarray | None = None
     ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray, np.ndarray]:
         """The filtered votes with style counts, in time order: combinations, codes, and the
         style features (length, headers, lists, bold) per vote, shape (votes, 4)."""
-        return reads.scan_style(self.engine, which)
+        return reads.scan_style(self.engine, which, exclude)
 
     def has_style(self) -> bool:
         """Whether any stored vote carries style counts."""
         return reads.has_style(self.engine)
 
-    def maintained(self, which: reads.VoteFilter) -> maintained.Maintained | None:
+    def maintained(self, which: reads.VoteFilter, screened=None) -> maintained.Maintained | None:
         """The counts and the online Elo state the database keeps, with the votes cast since
-        (None for a date filter, which only a scan answers)."""
-        return maintained.read(self.engine, which)
+        (None for a date filter, which only a scan answers); with `screened`
+        (arena.screened.Screened), less the votes it leaves out."""
+        return maintained.read(self.engine, which, screened)
 
-    def save_elo_state(self, which: reads.VoteFilter, state: maintained.EloState) -> bool:
-        """Keep online Elo for the next read (a cache: False when it was not written)."""
-        return maintained.save_state(self.engine, which, state)
+    def pair_counts(self, which: reads.VoteFilter) -> list[tuple[str, str, Outcome, int]] | None:
+        """The maintained counts alone, without online Elo's votes (None for a date filter)."""
+        return maintained.pair_counts(self.engine, which)
+
+    def save_elo_state(self, kind: str, state: maintained.EloState) -> bool:
+        """Keep online Elo for the next read under its elo_state row (Maintained.kind; a cache:
+        False when it was not written)."""
+        return maintained.save_state(self.engine, kind, state)
 
     def recount(self) -> int:
         """Rebuild vote_counts from the votes and drop the Elo states; the number of votes."""
         return maintained.recount(self.engine)
+
+    # ----- screening (arena.screened) -------------------------------------------------------
+
+    def screen_battle(
+        self,
+        battle_id: str,
+        *,
+        prompt_key: str | None,
+        identity_leak: str | None,
+        categories: list[tuple[str, str]],
+    ) -> None:
+        """Store a battle's prompt key, identity-leak verdict and categories (each turn)."""
+
+        def write():
+            with self.write_engine.begin() as conn:
+                screening.screen_battle(
+                    conn,
+                    battle_id,
+                    prompt_key=prompt_key,
+                    identity_leak=identity_leak,
+                    categories=categories,
+                )
+
+        eng.with_retries("store the battle's categories", write)
+
+    def relabel(self, battle_id: str, categories: list[tuple[str, str]], keep: tuple) -> None:
+        """Replace a battle's categories, keeping those named in `keep` (a classifier's labels)."""
+
+        def write():
+            with self.write_engine.begin() as conn:
+                screening.replace_categories(conn, battle_id, categories, keep)
+
+        eng.with_retries("store the battle's categories", write)
+
+    def set_categories(self, labels: dict[str, list[tuple[str, str]]]) -> None:
+        """Replace the categories of many battles at once ({battle id: [(category, source)]})."""
+
+        def write():
+            with self.write_engine.begin() as conn:
+                for battle_id, categories in labels.items():
+                    screening.set_categories(conn, battle_id, categories)
+
+        eng.with_retries("store the categories", write)
+
+    def set_identity_leaks(self, verdicts: dict[str, str | None]) -> int:
+        """Store re-checked identity-leak verdicts; how many changed."""
+
+        def write():
+            with self.write_engine.begin() as conn:
+                return screening.set_identity_leaks(conn, verdicts)
+
+        return eng.with_retries("store the identity-leak verdicts", write)
+
+    def _read(self, fn, *args):
+        with self.engine.connect() as conn:
+            return fn(conn, *args)
+
+    def battles_page(self, after: str | None, limit: int, anonymous_only: bool = False):
+        return self._read(screening.battles_page, after, limit, anonymous_only)
+
+    def turn_texts(self, battle_ids) -> dict[str, list[tuple]]:
+        return self._read(screening.turn_texts, battle_ids)
+
+    def categories_of(self, battle_ids) -> dict[str, dict[str, str]]:
+        return self._read(screening.categories_of, battle_ids)
+
+    def image_data(self, sha256: str) -> bytes | None:
+        return self._read(screening.image_data, sha256)
+
+    def leak_votes(self, which: reads.VoteFilter):
+        return self._read(screening.leak_votes, which)
+
+    def sample_votes(self, which: reads.VoteFilter):
+        return self._read(screening.sample_votes, which)
+
+    def repeated_prompts(self, which: reads.VoteFilter, cap: int):
+        return self._read(screening.repeated_prompts, which, cap)
+
+    def prompt_counts(self, which: reads.VoteFilter) -> list[int]:
+        return self._read(screening.prompt_counts, which)
+
+    def decisive_shares(self, which: reads.VoteFilter):
+        return self._read(screening.decisive_shares, which)
+
+    def first_decisive(self, which: reads.VoteFilter, who: str, first: int):
+        return self._read(screening.first_decisive, which, who, first)
+
+    def votes_of(self, which: reads.VoteFilter, who: str, keys):
+        return self._read(screening.votes_of, which, who, keys)
+
+    def category_votes(self, which: reads.VoteFilter) -> dict[str, int]:
+        return self._read(screening.category_votes, which)
 
     def last_vote(self, which: reads.VoteFilter) -> datetime | None:
         return reads.last_vote(self.engine, which)

@@ -2,8 +2,9 @@
 
 Fields: model_a, model_b, winner (model_a | model_b | tie | tie (bothbad)), and optional
 tstamp (Unix seconds), anony (true/false; absent = anonymous), judge (the voter), question_id,
-and conv_metadata (the style counts of LMArena's datasets, arena.style; in CSV its flat columns
-`sum_assistant_a_tokens`, `header_count_a.h1`, ...). An import is all or nothing: every row is
+conv_metadata (the style counts of LMArena's datasets, arena.style; in CSV its flat columns
+`sum_assistant_a_tokens`, `header_count_a.h1`, ...) and categories (a list of category ids; in
+CSV separated by commas). An import is all or nothing: every row is
 checked first, then all are written in one transaction.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +27,7 @@ from arena.errors import TransferError
 from arena.kinds import Mode, Outcome
 from arena.store.engine import with_retries
 from arena.store.maintained import deferred_counts
-from arena.store.schema import VOTE_CARRIES, battles, votes
+from arena.store.schema import VOTE_CARRIES, battle_categories, battles, votes
 from arena.store.store import Store, _first_line, now
 from arena.style import FLAT_FIELDS, StyleCounts, conv_metadata, flat_conv_metadata
 from arena.style import parse_conv_metadata as _parse_style
@@ -127,6 +129,8 @@ def parse_row(row) -> dict:
         "voter_id": None if _empty(row.get("judge")) else str(row["judge"]),
         "question_id": None if _empty(row.get("question_id")) else str(row["question_id"]),
         "style": _parse_style(row),
+        "categories": _categories(row.get("categories")),
+        "prompt_key": None,  # a votes file has no prompts
     }
     for name, column in _LENGTH_CHECKED.items():
         limit = column.type.length
@@ -143,6 +147,38 @@ _LENGTH_CHECKED = {
     "question_id": battles.c.question_id,
 }
 _FIELD_NAMES = {"voter_id": "judge"}
+
+
+_CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _categories(value) -> tuple[str, ...]:
+    """`categories`: a list of ids, its JSON text, or ids separated by commas (CSV)."""
+    if value is None or (not isinstance(value, (list, tuple)) and _empty(value)):
+        return ()
+    if hasattr(value, "tolist"):  # a parquet list arrives as a NumPy array
+        value = value.tolist()
+    if isinstance(value, str):
+        text_value = value.strip()
+        if text_value.startswith("["):
+            try:
+                value = json.loads(text_value)
+            except json.JSONDecodeError:
+                raise ValueError("categories is not a JSON list of ids") from None
+        else:
+            value = [part for part in re.split(r"[,;]", text_value) if part.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("categories must be a list of category ids")
+    found = []
+    for item in value:
+        name = str(item).strip() if isinstance(item, str) else None
+        if not name or not _CATEGORY.match(name):
+            raise ValueError(
+                f"category {item!r} is not an id (lower-case letters, digits and _, e.g. ocr)"
+            )
+        if name not in found:
+            found.append(name)
+    return tuple(found)
 
 
 def _empty(value) -> bool:
@@ -270,6 +306,13 @@ def _write_chunk(conn, chunk: list[dict], prefix: str, start: int, source: str) 
             for bid, r in zip(ids, chunk, strict=True)
         ],
     )
+    labelled = [
+        {"battle_id": bid, "category": c, "source": "import"}
+        for bid, r in zip(ids, chunk, strict=True)
+        for c in r["categories"]
+    ]
+    if labelled:
+        _insert(conn, battle_categories, labelled)
     return len(chunk)
 
 
@@ -321,6 +364,7 @@ def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
             battles.c.mode,
             votes.c.voter_id,
             battles.c.question_id,
+            battles.c.id,
             *style,
         )
         .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
@@ -328,6 +372,7 @@ def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
     )
     records, styled = [], False
     with store.engine.connect() as conn:
+        labelled = _all_categories(conn)
         for row in conn.execute(query).mappings():
             record = {
                 "model_a": row["model_a"],
@@ -338,6 +383,9 @@ def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
                 "judge": row["voter_id"],
                 "question_id": row["question_id"],
             }
+            found = labelled.get(row["id"])
+            if found:
+                record["categories"] = ",".join(found) if flat else found
             a, b = StyleCounts.from_columns(row, "a"), StyleCounts.from_columns(row, "b")
             if a is not None and b is not None:
                 styled = True
@@ -346,9 +394,15 @@ def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
                 )
             records.append(record)
     columns = list(FIELDS)
+    if labelled:
+        columns.append("categories")
     if styled:
         columns += list(FLAT_FIELDS) if flat else ["conv_metadata"]
     frame = pd.DataFrame.from_records(records, columns=columns)
+    if labelled and not flat:  # None, not NaN, for a vote without categories
+        frame["categories"] = (
+            frame["categories"].astype(object).where(frame["categories"].notna(), None)
+        )
     if styled and flat:  # whole numbers, empty for votes without style counts
         frame[list(FLAT_FIELDS)] = frame[list(FLAT_FIELDS)].astype("Int64")
     elif styled:  # None, not NaN, where a vote has none: parquet keeps the counts integers
@@ -356,6 +410,17 @@ def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
             frame["conv_metadata"].astype(object).where(frame["conv_metadata"].notna(), None)
         )
     return frame
+
+
+def _all_categories(conn) -> dict[str, list[str]]:
+    """Every labelled battle's categories, in name order: {battle id: [category, ...]}."""
+    query = select(battle_categories.c.battle_id, battle_categories.c.category).order_by(
+        battle_categories.c.battle_id, battle_categories.c.category
+    )
+    found: dict[str, list[str]] = {}
+    for battle, category in conn.execute(query):
+        found.setdefault(battle, []).append(category)
+    return found
 
 
 def _utc(t: datetime) -> datetime:
@@ -372,6 +437,8 @@ def export_file(store: Store, out: str | Path, fmt: str) -> int:
             for record in frame.to_dict("records"):
                 if not isinstance(record.get("conv_metadata", {}), dict):
                     del record["conv_metadata"]  # a vote without style counts
+                if not isinstance(record.get("categories", []), list):
+                    del record["categories"]
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
     elif fmt == "parquet":
         frame.to_parquet(out, index=False)

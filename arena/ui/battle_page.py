@@ -138,7 +138,7 @@ def _start(res, mode, models, image, prompt) -> Battle | None:
             st.error("Upload an image first (PNG, JPEG, WebP, GIF or BMP), then ask your question.")
             return None
         text = check_prompt(prompt, res.settings)
-        spec_a, spec_b = pick_models(res.registry, mode, models)
+        spec_a, spec_b = pick_models(res.registry, mode, models, sampler=res.sampler)
         battle = Battle(mode=mode, spec_a=spec_a, spec_b=spec_b, image=image)
         start(res.store, battle, requester())  # takes its slot now, before any model runs
     except ArenaError as exc:
@@ -182,7 +182,7 @@ def _stream(res, battle: Battle, events, prompt: str) -> None:
             with placeholders[event.side].container():
                 widgets.show_result(battle.shown(event.side, event.result), battle.image.image)
     try:
-        save_turn(res.store, battle)
+        save_turn(res.store, battle, res.labeller)
     except ArenaError as exc:
         st.error(str(exc))
         return

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import streamlit as st
 
 from arena.backends import Backends
+from arena.categories.labeller import Labeller
 from arena.config import Settings
 from arena.errors import ArenaError, ConfigError
 from arena.kinds import USER_PREFIX, Requester
+from arena.pairing import ActiveSampler, sampler_for
 from arena.registry import Registry, load_registry
 from arena.store import Store
 from arena.ui.client import client_key, client_secret
@@ -23,6 +25,8 @@ class Resources:
     registry: Registry
     store: Store
     backends: Backends
+    sampler: ActiveSampler | None = None  # anonymous pairs; None: by weight (Registry.draw_pair)
+    labeller: Labeller | None = None  # categories: the rules, and the classifier model if set
 
 
 @st.cache_resource(show_spinner="Opening the database and the model registry…")
@@ -30,7 +34,9 @@ def _resources(settings: Settings, registry_mtime: float) -> Resources:
     registry = load_registry(settings.models)
     client_secret(settings)  # at start-up: made once beside models.yaml, with its warning, if unset
     store = Store.open(settings)
-    return Resources(settings, registry, store, Backends(registry, settings))
+    sampler = sampler_for(settings.pair_sampling, registry, store)
+    labeller = Labeller.from_settings(settings, registry)  # a bad rules file: one line, at start-up
+    return Resources(settings, registry, store, Backends(registry, settings), sampler, labeller)
 
 
 def resources() -> Resources:

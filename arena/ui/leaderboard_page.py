@@ -9,7 +9,7 @@ style-controlled board needs one row per battle, so it is computed in a backgrou
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import replace
 
 import altair as alt
 import numpy as np
@@ -19,13 +19,17 @@ import streamlit as st
 from arena import leaderboard
 from arena.background import BackgroundResults, Latest
 from arena.errors import ArenaError
+from arena.leaderboard import Board
+from arena.screened import Screen
+from arena.store import VoteFilter
+from arena.ui import best_models as best
 from arena.ui.common import resources
+from arena.ui.leaderboard_filters import Choice, filters
 
-STYLE_HELP = (
-    "Voters tend to prefer longer answers with more markdown. Style control (LMArena's default) "
-    "fits the ratings together with the effect of each answer's length, headers, list items and "
-    "bold text, so a model's rating says how much voters liked what it answered, not how it was "
-    "dressed."
+SCREEN_HELP = (
+    "Votes that should not count: battles whose answers gave a model away (an identity leak "
+    "spoils the blind vote), repeats of one prompt on one image beyond ARENA_DEDUP_CAP, and what "
+    "the toggles above leave out."
 )
 
 COLUMNS = {
@@ -54,12 +58,29 @@ COLUMNS = {
 }
 
 
-@st.cache_data(show_spinner="Computing the leaderboard…", max_entries=32)
-def _board(db_url: str, anonymous_only: bool, since, until, version, _store) -> leaderboard.Board:
+@st.cache_data(show_spinner="Computing the leaderboard…", max_entries=64)
+def _board(db_url: str, choice: Choice, version, _store, ci: str | None = None) -> Board:
     """Cached on everything but `_store`: db_url and the data version say which votes it saw."""
     return leaderboard.leaderboard_for(
-        _store, anonymous_only=anonymous_only, since=since, until=until
+        _store,
+        anonymous_only=choice.anonymous_only,
+        since=choice.since,
+        until=choice.until,
+        category=choice.category,
+        screen=_screen(_store, choice),
+        ci=ci,
     )
+
+
+def _screen(store, choice: Choice) -> Screen:
+    return Screen.from_settings(
+        store.settings, flagged_voters=choice.flagged_voters, sample_images=choice.sample_images
+    )
+
+
+@st.cache_data(max_entries=32)
+def _category_votes(db_url: str, version, _store) -> dict[str, int]:
+    return _store.category_votes(VoteFilter())
 
 
 @st.cache_resource
@@ -71,28 +92,6 @@ def _style_boards() -> BackgroundResults:
 @st.cache_data(max_entries=32)
 def _has_style(db_url: str, version, _store) -> bool:
     return _store.has_style()
-
-
-def _filters(style_default: bool) -> tuple[bool, bool, datetime | None, datetime | None]:
-    left, middle, right = st.columns([1, 1, 2], vertical_alignment="bottom")
-    style = middle.toggle("Control for style", value=style_default, key="lb_style", help=STYLE_HELP)
-    anonymous_only = left.toggle(
-        "Anonymous battles only",
-        value=True,
-        key="lb_anonymous_only",
-        help="The ranking counts blind votes only; named battles show the models before the vote.",
-    )
-    dates = right.date_input(
-        "Votes cast between (UTC)", value=(), key="lb_dates", format="YYYY-MM-DD"
-    )
-    dates = dates if isinstance(dates, tuple) else (dates,)
-    since = _midnight(dates[0]) if len(dates) >= 1 else None
-    until = _midnight(dates[1] + timedelta(days=1)) if len(dates) == 2 else None
-    return style, anonymous_only, since, until
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def _metrics(board: leaderboard.Board) -> None:
@@ -182,13 +181,19 @@ def _bias_caption(board: leaderboard.Board) -> str:
     )
 
 
-def _style_board(res, anonymous_only, since, until, version) -> Latest:
-    key = (res.settings.db_url, anonymous_only, since, until)
+def _style_board(res, choice: Choice, version) -> Latest:
+    key = (res.settings.db_url, choice)
     return _style_boards().latest(
         key,
         version,
         lambda: leaderboard.leaderboard_for(
-            res.store, anonymous_only=anonymous_only, since=since, until=until, style_control=True
+            res.store,
+            anonymous_only=choice.anonymous_only,
+            since=choice.since,
+            until=choice.until,
+            category=choice.category,
+            screen=_screen(res.store, choice),
+            style_control=True,
         ),
     )
 
@@ -221,13 +226,14 @@ def render() -> None:
             )
             return
         has_style = _has_style(res.settings.db_url, version, res.store)
-        style, anonymous_only, since, until = _filters(has_style)
-        if style:
-            latest = _style_board(res, anonymous_only, since, until, version)
+        category_votes = _category_votes(res.settings.db_url, version, res.store)
+        choice = filters(has_style, category_votes)
+        if choice.style:
+            latest = _style_board(res, choice, version)
         if latest is not None and latest.result is not None and not latest.result.value.empty:
             board = latest.result.value
         else:
-            board = _board(res.settings.db_url, anonymous_only, since, until, version, res.store)
+            board = _board(res.settings.db_url, choice, version, res.store)
     except ArenaError as exc:
         st.error(str(exc))
         return
@@ -244,9 +250,16 @@ def render() -> None:
                 icon="⏳",
             )
     if board.empty:
-        st.info("No votes match these filters: include named battles or widen the dates.")
+        if board.screened.rows:
+            st.caption(board.screened.summary())
+        st.info(
+            "No votes match these filters: include named battles, widen the dates or pick "
+            "another task."
+        )
         return
     _metrics(board)
+    if board.screened.rows:
+        st.caption(board.screened.summary(), help=SCREEN_HELP)
     if latest is not None and latest.result is not None and board is latest.result.value:
         st.caption(_style_caption(latest, board))
     for warning in board.leaderboard.warnings:
@@ -262,11 +275,22 @@ def render() -> None:
         on_click="ignore",
     )
     st.caption(_bias_caption(board))
-    ratings_tab, win_tab, count_tab = st.tabs(["Ratings", "Win rates", "Battle counts"])
+    ratings_tab, win_tab, count_tab, best_tab = st.tabs(
+        ["Ratings", "Win rates", "Battle counts", "Best model for…"]
+    )
     ratings_tab.altair_chart(_rating_chart(table), width="stretch", key="chart_ratings")
     cells, models = _cells(board), board.leaderboard.models
     win_tab.altair_chart(_heatmap(cells, models, "win_rate"), key="chart_win_rate")
     count_tab.altair_chart(_heatmap(cells, models, "battles"), key="chart_battle_count")
+    minimum = res.settings.min_category_votes
+    with best_tab:
+        best.render(
+            best.tasks_with_votes(category_votes, minimum),
+            lambda task: _board(
+                res.settings.db_url, replace(choice, category=task), version, res.store, "sandwich"
+            ),
+            minimum,
+        )
 
 
 if __name__ == "__main__":
