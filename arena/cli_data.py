@@ -73,6 +73,7 @@ def _screen(args, settings):
         settings,
         identity_leaks=not args.include_identity_leaks,
         flagged_voters=args.exclude_flagged_voters,
+        voter_test=args.flagged_voters,
         sample_images=args.exclude_sample_images,
         seed=args.seed,
         **({"dedup_cap": 0} if args.no_dedup else {}),
@@ -196,9 +197,15 @@ def add_commands(sub) -> None:
         help="keep battles whose answers gave a model away (left out by default)",
     )
     p.add_argument(
+        "--flagged-voters",
+        action="store_true",
+        help="run Chatbot Arena's sequential voter test and list the voters and client keys it "
+        "flags (in the JSON)",
+    )
+    p.add_argument(
         "--exclude-flagged-voters",
         action="store_true",
-        help="leave out voters and client keys the sequential test flags",
+        help="leave out the votes of voters and client keys the sequential test flags",
     )
     p.add_argument(
         "--no-dedup", action="store_true", help="count every repeat of a prompt on an image"

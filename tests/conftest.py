@@ -196,6 +196,23 @@ def serve_http(handler_cls, **attributes):
         server.server_close()
 
 
+def stream_chat(handler, pieces) -> None:
+    """Answer an OpenAI chat-completions request with `pieces` as a real SSE stream (chunks,
+    a finish chunk, then [DONE]), for the scripted providers of the tests."""
+    import json
+
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.end_headers()
+    deltas = [{"delta": {"content": text}} for text in pieces]
+    for choice in [*deltas, {"delta": {}, "finish_reason": "stop"}]:
+        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                 "choices": [{"index": 0, **choice}]}  # fmt: skip
+        handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        handler.wfile.flush()
+    handler.wfile.write(b"data: [DONE]\n\n")
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's chromium under Playwright, one per test module (browser tests call

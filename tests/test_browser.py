@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from arena.config import Settings
 from arena.store import Store
 from arena.store.schema import battles, turns, votes
-from tests.conftest import png_bytes, serve_http
+from tests.conftest import png_bytes, serve_http, stream_chat
 from tests.streamlit_server import (
     STEP_TIMEOUT_MS,
     ask,
@@ -76,18 +76,7 @@ class _HostileProvider(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append(body)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for text in HOSTILE:
-            self._event({"choices": [{"index": 0, "delta": {"content": text}}]})
-        self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        self.wfile.write(b"data: [DONE]\n\n")
-
-    def _event(self, chunk: dict) -> None:
-        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m", **chunk}
-        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        self.wfile.flush()
+        stream_chat(self, HOSTILE)
 
     def log_message(self, *args):
         pass

@@ -10,17 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from arena.categories import TASKS
+
 DATA = Path(__file__).resolve().parent / "data" / "category_prompts.jsonl"
-CATEGORIES = (
-    "captioning",
-    "ocr",
-    "localization",
-    "counting",
-    "recognition",
-    "charts",
-    "reasoning",
-    "creative",
-)
+CATEGORIES = TASKS  # the definitions the prompts were labelled by
 SPLITS = ("tune", "heldout")
 MIN_PER_CATEGORY_PER_SPLIT = 10
 MIN_TOTAL = 150

@@ -24,7 +24,7 @@ from arena.images import check_image
 from arena.kinds import Requester
 from arena.registry import load_registry
 from arena.store.schema import battle_categories
-from tests.conftest import png_bytes, serve_http
+from tests.conftest import png_bytes, serve_http, stream_chat
 
 # what the scripted "model" says yes to: a category when the user's request mentions the word
 YES_WHEN = {"ocr": "receipt", "counting": "how many", "charts": "chart"}
@@ -52,17 +52,7 @@ class _Judge(BaseHTTPRequestHandler):
             reply = "Well, it depends on what you mean."
         else:
             reply = "Yes." if YES_WHEN.get(category, "\0") in asked else "No"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        self._event({"choices": [{"index": 0, "delta": {"content": reply}}]})
-        self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        self.wfile.write(b"data: [DONE]\n\n")
-
-    def _event(self, chunk: dict) -> None:
-        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m", **chunk}
-        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        self.wfile.flush()
+        stream_chat(self, [reply])
 
     def log_message(self, *args):
         pass
