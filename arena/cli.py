@@ -228,10 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", help="list the settings (environment variables) with defaults")
     p.set_defaults(func=cmd_settings)
 
-    from arena import cli_data, cli_screening
+    from arena import cli_data, cli_moderation, cli_screening
 
     cli_data.add_commands(sub)
     cli_screening.add_commands(sub)
+    cli_moderation.add_commands(sub)
     return parser
 
 

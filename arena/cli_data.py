@@ -1,8 +1,9 @@
-"""Command-line verbs on the votes: import, export, leaderboard."""
+"""Command-line verbs on the votes: import, export, export-dataset, leaderboard."""
 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -17,10 +18,38 @@ def _store():
 
 
 def cmd_import(args) -> int:
+    from arena.store.dataset import is_dataset
     from arena.store.transfer import import_file
 
-    n = import_file(_store(), Path(args.file))
-    print(f"imported {n} votes from {args.file}")
+    path = Path(args.file)
+    if not is_dataset(path):
+        n = import_file(_store(), path)
+        print(f"imported {n} votes from {args.file}")
+        return 0
+    from tqdm import tqdm
+
+    from arena.store.dataset_import import dataset_rows
+
+    store = _store()
+    with tqdm(total=dataset_rows(path), desc="import", unit=" battles", file=sys.stderr) as bar:
+        n = import_file(store, path, progress=bar.update)
+    print(f"imported {n} battles from {args.file}")
+    return 0
+
+
+def cmd_export_dataset(args) -> int:
+    from tqdm import tqdm
+
+    from arena.store.dataset import export_dataset
+
+    since = _moment("--since", args.since, end=False)
+    store = _store()
+    with tqdm(desc="export-dataset", unit=" battles", file=sys.stderr) as bar:
+        n = export_dataset(
+            store, Path(args.out), since=since, include_unvoted=args.include_unvoted,
+            progress=bar.update,
+        )  # fmt: skip
+    print(f"exported {n} battles to {args.out}")
     return 0
 
 
@@ -156,9 +185,24 @@ def style_line(style) -> str:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("import", help="import votes from JSON, JSON lines or CSV (all or nothing)")
+    p = sub.add_parser(
+        "import",
+        help="import votes from JSON, JSON lines, CSV or parquet, or battles from a dataset "
+        "(export-dataset's parquet); all or nothing",
+    )
     p.add_argument("file")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser(
+        "export-dataset",
+        help="every voted battle as one parquet row: conversations, image, timings, vote",
+    )
+    p.add_argument("out", metavar="OUT.parquet", help="the file to write (replaced when complete)")
+    p.add_argument("--since", metavar="DATE", help="rows from this UTC date (or date-time)")
+    p.add_argument(
+        "--include-unvoted", action="store_true", help="battles without a vote too (winner null)"
+    )
+    p.set_defaults(func=cmd_export_dataset)
 
     p = sub.add_parser("export", help="export every vote in the import field names")
     p.add_argument("out")

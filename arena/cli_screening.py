@@ -70,7 +70,7 @@ def _classify_all(args, settings) -> int:
     labelled_n, skipped, after = 0, 0, None
     try:
         with tqdm(desc="classify", unit=" battles", file=sys.stderr) as bar:
-            while page := store.battles_page(after, BATCH):
+            while page := store.battles_after(after, BATCH):
                 after = page[-1][0]
                 texts = store.turn_texts([b[0] for b in page])
                 labels = {}
@@ -134,7 +134,7 @@ def cmd_check_leaks(args) -> int:
 
     checked, flagged, changed, after = 0, 0, 0, None
     with tqdm(desc="check-leaks", unit=" battles", file=sys.stderr) as bar:
-        while page := store.battles_page(after, BATCH, anonymous_only=True):
+        while page := store.battles_after(after, BATCH, anonymous_only=True):
             after = page[-1][0]
             ids = [b[0] for b in page]
             texts, categories = store.turn_texts(ids), store.categories_of(ids)

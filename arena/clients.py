@@ -38,6 +38,7 @@ IPV6_PREFIX = 64
 MAX_FORWARDED_HOPS = 32  # a chain of trusted proxies longer than this is not a real one
 _SECRET_WAIT_S = 2.0  # how long a replica waits for another one to finish writing the file
 _KEY_LABEL = b"vlm-arena client key v1|"
+_JUDGE_LABEL = b"vlm-arena judge v1|"  # a dataset's voter pseudonyms (arena.store.dataset)
 _FINGERPRINT_LABEL = b"vlm-arena secret fingerprint v1"
 
 
@@ -330,12 +331,20 @@ def canonical(address: IPAddress | str) -> str:
     return f"ipv6 {network}"
 
 
-def _key(text: str, secret: Secret | bytes) -> str:
+def _key(text: str, secret: Secret | bytes, label: bytes = _KEY_LABEL) -> str:
     key = secret.reveal() if isinstance(secret, Secret) else bytes(secret)
     if not key:
         raise ConfigError("The client-key secret is empty; load it with arena.clients.load_secret.")
-    digest = hmac.new(key, _KEY_LABEL + text.encode("ascii"), hashlib.sha256).hexdigest()
+    digest = hmac.new(key, label + text.encode("utf-8"), hashlib.sha256).hexdigest()
     return digest[:KEY_HEX_CHARS]
+
+
+def judge_key(voter_id: str, secret: Secret | bytes) -> str:
+    """A voter's pseudonym in an exported dataset: HMAC-SHA256 of the voter id under the arena's
+    secret, 32 hex digits. Its own label, so it never equals a client key of the same text; the
+    same voter gets the same pseudonym in every export of one arena, and without the secret it
+    says nothing about the voter id (an email, a session id)."""
+    return _key(voter_id, secret, _JUDGE_LABEL)
 
 
 def client_key(address: IPAddress | str, secret: Secret | bytes) -> str:

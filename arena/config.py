@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from dataclasses import field as dc_field
 
+from arena.admin import parse_admins
 from arena.clients import SECRET_MIN_CHARS, Secret, parse_trusted_proxies
 from arena.errors import ConfigError
 from arena.kinds import PairSampling
@@ -123,6 +124,13 @@ class Settings:
         "longest wait for one answer before that side errors, in seconds",
         Range(0, 86400, above=True, unit="seconds"),
     )
+    preload: str = _setting(
+        "none",
+        "models loaded in the background as soon as the server serves its first page, so the "
+        "first battle does not wait for them: none, all (every enabled model) or comma-separated "
+        "models.yaml ids",
+        check=lambda value, name: _preload_syntax(value, name),
+    )
     battles_per_minute: int = _setting(
         10,
         "battles one browser tab, or one logged-in user, may start per minute",
@@ -155,6 +163,23 @@ class Settings:
     )
     require_login: bool = _setting(
         False, "battles and votes need a Streamlit login (st.login; README: [auth])"
+    )
+    admins: str = _setting(
+        "",
+        "comma-separated emails of the logged-in users (Streamlit authentication; README: Admin "
+        "and login) who may open the admin pages; empty: none",
+        check=parse_admins,
+    )
+    admin_token: Secret = _setting(
+        Secret(""),
+        "a token (at least 16 characters) that opens the admin pages for one browser session "
+        "when typed on the Admin page; empty: none (with ARENA_ADMINS empty too, no admin page)",
+        repr=False,
+    )
+    terms: str = _setting(
+        "",
+        "markdown file of terms each voter accepts once before their first upload (prompts and "
+        "images may be published as a dataset); empty: none",
     )
     secret: Secret = _setting(
         Secret(""),
@@ -233,6 +258,33 @@ def _choice(value: str, name: str, options: tuple[str, ...]) -> None:
         raise ConfigError(
             f"Setting {name}={value!r} is invalid: expected one of {', '.join(options)}."
         )
+
+
+def _preload_syntax(value: str, name: str) -> None:
+    if value.strip().lower() in ("none", "all"):
+        return
+    if not all(part.strip() for part in value.split(",")):
+        raise ConfigError(
+            f"Setting {name}={value!r} is invalid: expected none, all or comma-separated model ids."
+        )
+
+
+def preload_ids(text: str, known: Sequence[str], enabled: Sequence[str]) -> tuple[str, ...]:
+    """ARENA_PRELOAD's models: none, the enabled ones for all, else the ids listed, each of which
+    must be a models.yaml id (ConfigError naming the first that is not)."""
+    word = text.strip().lower()
+    if word == "none":
+        return ()
+    if word == "all":
+        return tuple(enabled)
+    ids = tuple(dict.fromkeys(part.strip() for part in text.split(",")))
+    unknown = [model_id for model_id in ids if model_id not in known]
+    if unknown:
+        raise ConfigError(
+            f"Setting {env_name('preload')}={text!r} is invalid: no model '{unknown[0]}' in "
+            f"models.yaml (its ids: {', '.join(known)})."
+        )
+    return ids
 
 
 def env_name(field_name: str) -> str:

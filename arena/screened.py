@@ -3,6 +3,8 @@ to what the store reads. No Streamlit, no SQL.
 
 The rules, each over the board's filtered votes and independent of the others (a vote left out
 for two reasons counts under both; `total` counts it once):
+- hidden: battles an admin hid (arena.store.moderation; always, whatever the Screen says);
+- banned_voters: votes of voters an admin banned (always);
 - identity_leak: the battle's answers gave a model away (flagged when stored; on by default);
 - flagged_voters: votes of voters, or client keys, that Chatbot Arena's sequential test flags
   (the test runs on request, as it reads each voter's first decisive votes: about 4 s at a
@@ -46,7 +48,8 @@ class Screen:
 
     @classmethod
     def none(cls) -> Screen:
-        """Every vote counts."""
+        """Every vote counts, but those that moderation always leaves out (hidden battles,
+        banned voters)."""
         return cls(identity_leaks=False, dedup_cap=0)
 
     def key(self) -> str:
@@ -104,6 +107,8 @@ def _listed(found: tuple[str, ...] | None) -> list[str] | None:
 
 
 _REASONS = {
+    "hidden": "of battles an admin hid",
+    "banned_voters": "from voters an admin banned",
     "identity_leak": "whose answers gave a model away",
     "flagged_voters": "from voters the sequential test flags",
     "duplicates": "repeating a prompt on an image beyond the cap",
@@ -120,6 +125,8 @@ def screen_votes(store: Store, which: VoteFilter, screen: Screen) -> Screened:
         excluded[rule] = len(found)
         rows.update((r.id, r) for r in found)
 
+    leave_out("hidden", store.hidden_votes(which))  # moderation: always, on every board
+    leave_out("banned_voters", store.banned_votes(which))
     if screen.identity_leaks:
         leave_out("identity_leak", store.leak_votes(which))
     flagged = {"voter": None, "client": None}

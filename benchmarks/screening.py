@@ -11,8 +11,8 @@ stored battles would carry (the benchmark says so; the app sets both when a turn
 
 Printed: each screening read alone (leaks, duplicates, the voter test per voter and per client
 key, the category counts), `screen_votes` as a whole, and the whole command-line process
-`python -m arena leaderboard --json --bootstrap 100`: screened (the default), with the flagged
-voters left out too, and with nothing left out (`--no-dedup --include-identity-leaks`); the
+`python -m arena leaderboard --json --bootstrap 100`: screened (the default), with the voter test
+listing the flagged, with their votes left out too, and with nothing left out (`--no-dedup --include-identity-leaks`); the
 first run of each stores its online Elo state, the figure is the median of three more.
 """
 
@@ -105,8 +105,10 @@ def parts(store: Store) -> None:
               lambda w=who: store.first_decisive(which, w, 100))  # fmt: skip
     timed("votes per category", lambda: store.category_votes(which))
     screened = timed("screen_votes, default rules", lambda: screen_votes(store, which, Screen()))
-    print(f"    left out: {screened.to_dict()['excluded']}; flagged voters "
-          f"{len(screened.flagged_voters)}, clients {len(screened.flagged_clients)}")  # fmt: skip
+    print(f"    left out: {screened.to_dict()['excluded']}")
+    tested = timed("screen_votes with the voter test",
+                   lambda: screen_votes(store, which, Screen(voter_test=True)))  # fmt: skip
+    print(f"    flagged voters {len(tested.flagged_voters)}, clients {len(tested.flagged_clients)}")
 
 
 def process(url: str, *flags: str) -> float:
@@ -133,6 +135,7 @@ def run(url: str, args, csv: Path, fresh: bool) -> None:
         timed("prompt keys, leaks and client keys (UPDATE)", lambda: mark(store, args.seed))
     parts(store)
     process(url)
+    process(url, "--flagged-voters")
     process(url, "--exclude-flagged-voters")
     process(url, "--no-dedup", "--include-identity-leaks")
     store.engine.dispose()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from arena.backends.base import Backend, chat_messages
+from arena.backends.status import ModelStatus
 
 # backend name -> "module:Class"; imported on first use so the openai client is optional
 BACKEND_CLASSES = {
@@ -38,6 +40,19 @@ class Backends:
                 spec = self.registry.get(model_id)
                 self._by_id[model_id] = backend_class(spec.backend)(spec, self.settings)
             return self._by_id[model_id]
+
+    def preload(self, model_ids: Iterable[str]) -> None:
+        """Start loading these models in the background (ARENA_PRELOAD); returns at once."""
+        for model_id in model_ids:
+            self.get(model_id).load_in_background()
+
+    def statuses(self, model_ids: Iterable[str]) -> dict[str, ModelStatus]:
+        """Every model's status at once: an endpoint's may wait for its reply (a short timeout),
+        so they are asked side by side."""
+        ids = list(model_ids)
+        return dict(
+            zip(ids, self.side_threads.map(lambda i: self.get(i).status(), ids), strict=True)
+        )
 
     def close(self) -> None:
         with self._lock:

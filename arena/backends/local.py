@@ -5,6 +5,10 @@ On a GPU, two models decoding from two threads of one Python process fight over 
 A worker is started on first use and loads its model once; requests from every session
 wait their turn for it (one lock per worker). A worker that dies is restarted on the
 next request, and the request it was serving gets a ModelError.
+
+The worker reports its first download's progress (bytes from the hub's own progress bars) to
+whichever request waits for it; a request still waiting for its turn hears it too. What the models
+page shows (load time, last error, the download) is kept about the model, never about a request.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from arena.backends.base import Backend, Finished, Stream
+from arena.backends.status import Download, ModelStatus, Source, State, rss_bytes
 from arena.errors import ModelError
 
 _POLL_S = 0.2
@@ -57,17 +62,77 @@ class LocalBackend(Backend):
         self._cancel = self._ctx.Value("q", -1)  # id of the request the consumer gave up on
         self._next_id = 0
         self._loaded = False
+        # about the model, for status(): set by whichever request reads the worker's replies
+        self._started_at = 0.0
+        self._load_seconds: float | None = None
+        self._last_error: str | None = None
+        self._load_failed = False
+        self._download: Download | None = None
+        self._stopping = False  # stop() killed the worker: the request it served says so
+        self._loader: threading.Thread | None = None
 
     @property
     def loaded(self) -> bool:
         return self._loaded
+
+    def status(self) -> ModelStatus:
+        proc = self._proc
+        alive = proc is not None and proc.is_alive()
+        loader = self._loader
+        if alive:
+            state = State.READY if self._loaded else State.LOADING
+        elif loader is not None and loader.is_alive():
+            state = State.LOADING  # load_in_background's thread is about to start the worker
+        else:
+            state = State.ERROR if self._load_failed else State.NOT_LOADED
+        pid = proc.pid if alive else None
+        return ModelStatus(
+            state,
+            last_error=self._last_error,
+            load_seconds=self._load_seconds,
+            pid=pid,
+            rss_bytes=rss_bytes(pid),
+            download=self._download if state is State.LOADING else None,
+        )
+
+    def source(self) -> Source:
+        from arena.backends.hf.cache import model_source
+
+        return model_source(str(self.spec.model), self.spec.revision)
+
+    def load_in_background(self) -> None:
+        loader = self._loader
+        if (loader is not None and loader.is_alive()) or self.status().ready:
+            return
+        self._loader = threading.Thread(
+            target=self._load_quietly, name=f"arena-load-{self.spec.id}", daemon=True
+        )
+        self._loader.start()
+
+    def _load_quietly(self) -> None:
+        try:
+            for _ in self._request("check", None):
+                pass
+        except ModelError:
+            pass  # kept as last_error: the models page shows it
+
+    def stop(self) -> None:
+        proc = self._proc
+        if proc is None or not proc.is_alive():
+            return
+        self._stopping = True
+        self._loaded = False
+        proc.kill()  # a request reading its replies sees it gone and raises (see _died)
+        proc.join(timeout=5)
 
     # ----- process management ---------------------------------------------------------------
 
     def _ensure_worker(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             return
-        self._loaded = False
+        self._loaded = self._load_failed = self._stopping = False
+        self._download = None
+        self._started_at = time.monotonic()
         self._requests = self._ctx.Queue()
         self._responses = self._ctx.Queue()
         self._proc = self._ctx.Process(
@@ -83,10 +148,18 @@ class LocalBackend(Backend):
         code = self._proc.exitcode if self._proc is not None else None
         self._proc = None
         self._loaded = False
-        return ModelError(
-            self.spec.id,
-            f"its worker process died (exit code {code}); it restarts on the next request",
+        self._download = None
+        if self._stopping:
+            return self._failed(
+                "its worker was stopped on the models page; it starts again on the next request"
+            )
+        return self._failed(
+            f"its worker process died (exit code {code}); it restarts on the next request"
         )
+
+    def _failed(self, cause: str) -> ModelError:
+        self._last_error = cause
+        return ModelError(self.spec.id, cause)
 
     def close(self) -> None:
         with self._lock:
@@ -108,11 +181,17 @@ class LocalBackend(Backend):
         answer = "".join(Stream(self._request("check", None)))
         return f"loaded in {time.monotonic() - start:.1f} s ({answer})"
 
-    def generate(self, messages: list[dict]) -> Iterator[str | Finished]:
+    def generate(self, messages: list[dict]) -> Iterator[str | Finished | Download]:
         return self._request("generate", messages)
 
-    def _request(self, kind: str, payload) -> Iterator[str | Finished]:
-        with self._lock:
+    def _request(self, kind: str, payload) -> Iterator[str | Finished | Download]:
+        shown = None
+        while not self._lock.acquire(timeout=_POLL_S):
+            # another request has the worker, perhaps while it downloads the model: show that
+            if self._download is not None and self._download != shown:
+                shown = self._download
+                yield shown
+        try:
             self._ensure_worker()
             self._next_id += 1
             rid = self._next_id
@@ -124,8 +203,10 @@ class LocalBackend(Backend):
             finally:
                 if not finished:
                     self._cancel.value = rid  # the consumer stopped early: let the worker stop too
+        finally:
+            self._lock.release()
 
-    def _replies(self, rid: int) -> Iterator[str | Finished]:
+    def _replies(self, rid: int) -> Iterator[str | Finished | Download]:
         deadline = time.monotonic() + self.settings.generation_timeout_s
         while True:
             try:
@@ -137,14 +218,19 @@ class LocalBackend(Backend):
                     self._proc.kill()
                     self._proc.join(timeout=5)
                     self._proc = None
-                    raise ModelError(
-                        self.spec.id,
+                    raise self._failed(
                         f"no answer within {self.settings.generation_timeout_s:g} s (ARENA_GENERATION_TIMEOUT_S); "
                         "its worker was stopped and restarts on the next request",
                     ) from None
                 continue
             if kind == "loaded":
                 self._loaded = True
+                self._download = None
+                self._load_seconds = time.monotonic() - self._started_at
+                continue
+            if kind == "progress":
+                self._download = payload
+                yield payload
                 continue
             if reply_id != rid:
                 continue  # left over from a request its consumer abandoned
@@ -154,7 +240,8 @@ class LocalBackend(Backend):
                 yield Finished(tokens=payload)
                 return
             elif kind == "error":
-                raise ModelError(self.spec.id, payload)
+                self._load_failed = not self._loaded  # a worker that cannot load answers only this
+                raise self._failed(payload)
 
 
 def _worker_main(spec, settings, requests, responses, cancel) -> None:

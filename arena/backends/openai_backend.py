@@ -7,6 +7,9 @@ so the server needs no access to this machine's files.
 Retries: 429 and 5xx answers are retried spec.max_retries times with exponential backoff,
 and only before any text was yielded (a half-shown answer is never restarted). The client's
 own retries are off, so that count is the only one.
+
+status() asks the endpoint's model list (GET /models) with a short timeout, at most once every
+REACH_TTL_S seconds however many pages ask: every models-page run wants it.
 """
 
 from __future__ import annotations
@@ -14,18 +17,33 @@ from __future__ import annotations
 import base64
 import io
 import os
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import openai
 from PIL import Image
 
 from arena.backends.base import Backend, Finished
+from arena.backends.status import ModelStatus, Source, State
 from arena.errors import ModelError
 
 PLACEHOLDER_KEY = "not-needed"  # sent when api_key_env is None: local servers ignore the key
 PNG_MAX_PIXELS = 512 * 512  # larger images go as JPEG (a photo as PNG is several MB)
 JPEG_QUALITY = 90
+REACH_TIMEOUT_S = 2.0  # status(): the model list must come back this fast
+REACH_TTL_S = 10.0  # ... and is asked again after this long
+
+
+@dataclass(frozen=True)
+class Reach:
+    """One look at the endpoint's model list: whether it answered at all, whether it serves
+    spec.model, and the line that says so (check()'s answer or its error's cause)."""
+
+    reachable: bool | None  # None: not asked (the API key is missing)
+    serves: bool
+    line: str
 
 
 class OpenAIBackend(Backend):
@@ -44,6 +62,8 @@ class OpenAIBackend(Backend):
         self._include_usage = True
         self._client: openai.OpenAI | None = None
         self._client_key: str | None = None
+        self._reach_lock = threading.Lock()
+        self._reached: tuple[float, Reach] | None = None  # (time.monotonic(), what status() saw)
 
     # ----- client ------------------------------------------------------------------------------
 
@@ -112,26 +132,58 @@ class OpenAIBackend(Backend):
         yield Finished(tokens=usage if usage is not None else pieces)
 
     def check(self) -> str:
+        reach = self.reach(self.spec.timeout_s)
+        if not reach.serves:
+            raise ModelError(self.spec.id, reach.line)
+        return reach.line
+
+    def reach(self, timeout_s: float) -> Reach:
+        """Ask the endpoint's model list (GET /models) once, waiting at most `timeout_s`."""
         spec = self.spec
-        client = self.client()
+        try:
+            client = self.client().with_options(timeout=timeout_s)
+        except ModelError as exc:  # the key is not in the environment: nothing was asked
+            return Reach(reachable=None, serves=False, line=exc.cause)
         try:
             listed = [m.id for m in client.models.list()]
         except openai.APIStatusError as exc:
             if exc.status_code in (404, 405, 501):
-                return f"reachable at {spec.base_url} (it does not list its models)"
-            raise ModelError(spec.id, self._cause(exc, 0)) from None
-        except openai.APIError as exc:
-            raise ModelError(spec.id, self._cause(exc, 0)) from None
+                return Reach(
+                    True, True, f"reachable at {spec.base_url} (it does not list its models)"
+                )
+            return Reach(True, False, self._cause(exc, 0))
+        except openai.APIError as exc:  # no connection, or no answer in time
+            return Reach(False, False, self._cause(exc, 0))
         except _MALFORMED_ERRORS as exc:
-            raise ModelError(spec.id, f"malformed model list from {spec.base_url}: {exc}") from None
+            return Reach(True, False, f"malformed model list from {spec.base_url}: {exc}")
         if spec.model not in listed:
             shown = ", ".join(listed[:10]) + (", ..." if len(listed) > 10 else "") or "none"
-            raise ModelError(
-                spec.id,
+            return Reach(
+                True,
+                False,
                 f"{spec.base_url} does not list model '{spec.model}' (it lists: {shown}); "
                 "check 'model' in models.yaml",
             )
-        return f"reachable at {spec.base_url}; it serves '{spec.model}'"
+        return Reach(True, True, f"reachable at {spec.base_url}; it serves '{spec.model}'")
+
+    def status(self) -> ModelStatus:
+        with self._reach_lock:  # one request per REACH_TTL_S, however many pages ask at once
+            if self._reached is None or time.monotonic() - self._reached[0] > REACH_TTL_S:
+                self._reached = (time.monotonic(), self.reach(REACH_TIMEOUT_S))
+            reach = self._reached[1]
+        return ModelStatus(
+            State.READY if reach.serves else State.ERROR,
+            last_error=None if reach.serves else reach.line,
+            reachable=reach.reachable,
+        )
+
+    def source(self) -> Source:
+        return Source("endpoint", f"{self.spec.base_url} (model '{self.spec.model}')")
+
+    def load_in_background(self) -> None:
+        """Nothing loads here: the endpoint is asked again on the next status()."""
+        with self._reach_lock:
+            self._reached = None
 
     # ----- helpers -----------------------------------------------------------------------------
 

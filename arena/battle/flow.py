@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from arena.backends import Backends, chat_messages
+from arena.backends.status import Download
 from arena.battle.sides import SIDES, SideResult, masked, side_label
 from arena.errors import ArenaError, InputError, ModelError, RegistryError
 from arena.images import CheckedImage
@@ -26,11 +27,13 @@ if TYPE_CHECKING:  # the page and the command line make the sampler; the battle 
 
 @dataclass(frozen=True)
 class Event:
-    """Something that happened on one side: a piece of text, or the side's final result."""
+    """Something that happened on one side: a piece of text, its model's first download going
+    on, or the side's final result."""
 
     side: str  # "a" (left) or "b" (right)
     text: str = ""
     result: SideResult | None = None  # set on the side's last event
+    progress: Download | None = None  # set while the model downloads, before any text
 
 
 @dataclass
@@ -137,7 +140,9 @@ def _run_side(backends, spec, messages, side, events, stop) -> None:
     error = None
     stream = None
     try:
-        stream = backends.get(spec.id).stream(messages)
+        stream = backends.get(spec.id).stream(
+            messages, on_progress=lambda download: events.put(Event(side, progress=download))
+        )
         for piece in stream:
             if stop.is_set():
                 stream.close()

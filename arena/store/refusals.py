@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from arena.errors import AlreadyVoted, RateLimited, StoreError, VoteError
 from arena.kinds import Requester
 from arena.store.limits import DAY, HOUR, Limit
-from arena.store.schema import battles, turns, votes
+from arena.store.schema import banned_voters, battles, turns, votes
 
 # The battle's owner, whether it has a vote, and its last turn's verdicts, in one round trip.
 _VOTE_FACTS = (
@@ -27,6 +27,8 @@ _VOTE_FACTS = (
     .limit(1)
 )
 _WINDOW_NAMES = {HOUR: "hour", DAY: "day"}
+# the reason stays with the admins (arena.store.moderation): the voter is told the fact only
+BANNED = "This voter can no longer vote here: an admin has suspended voting for this account."
 
 
 def limit_refusal(
@@ -86,6 +88,9 @@ def vote_refusal(
         return VoteError("Only the session that started a battle can vote on it.")
     if not (facts["ok_a"] and facts["ok_b"]):
         return VoteError("Both answers must finish without error before a vote.")
+    banned = select(func.count()).where(banned_voters.c.voter_id == requester.voter_id)
+    if requester.voter_id is not None and conn.execute(banned).scalar_one():
+        return VoteError(BANNED)
     return limit_refusal(conn, applied, requester, at)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from arena.style import COUNTS
 
 metadata = MetaData()
-REVISION = "0008"  # the latest migration, which these tables match (tests check both)
+REVISION = "0009"  # the latest migration, which these tables match (tests check both)
 
 
 def style_columns() -> list[Column]:
@@ -41,8 +41,9 @@ images = Table(
     Column("format", String(8), nullable=False),
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),
-    Column("data", LargeBinary, nullable=False),
+    Column("data", LargeBinary, nullable=True),  # NULL once erased (arena.store.moderation)
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
 )
 
 # model_a is always the LEFT side ("Model A"), model_b the right one.
@@ -64,10 +65,21 @@ battles = Table(
     Column("prompt_key", String(32), nullable=True),
     # why an answer gives a model away (arena.screening.leaks), NULL when none does
     Column("identity_leak", Text, nullable=True),
+    # moderation (arena.store.moderation): hidden from every board and export while the reason is
+    # set; text_erased_at: its turns' prompts and answers were erased (the rows stay)
+    Column("hidden_reason", Text, nullable=True),
+    Column("hidden_at", DateTime(timezone=True), nullable=True),
+    Column("text_erased_at", DateTime(timezone=True), nullable=True),
     Index("ix_battles_created_at", "created_at"),
     Index("ix_battles_session_created", "session_id", "created_at"),
     Index("ix_battles_voter_created", "voter_id", "created_at"),
     Index("ix_battles_client_created", "client_key", "created_at"),
+    Index(
+        "ix_battles_hidden",
+        "hidden_at",
+        sqlite_where=text("hidden_reason IS NOT NULL"),
+        postgresql_where=text("hidden_reason IS NOT NULL"),
+    ),  # few battles are hidden: the index holds only those
 )
 
 # One row per prompt of a battle's conversation; idx 0 is the first question.
@@ -177,4 +189,53 @@ elo_state = Table(
     Column("edits", Integer, nullable=False),
     # a screened board's (arena.screening) fingerprint of the votes it left out up to last_at
     Column("screen", String(64), nullable=True),
+)
+
+
+# ----- moderation (migration 0009; arena.store.moderation reads and writes them) -----------------
+
+# Voters whose votes leave every board and whose new votes are refused (statements.guarded_vote).
+banned_voters = Table(
+    "banned_voters",
+    metadata,
+    Column("voter_id", String(200), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("banned_at", DateTime(timezone=True), nullable=False),
+    Column("banned_by", String(200), nullable=False),
+)
+
+# "Report this battle" from a voter; a reported battle is flagged for the admin's filter.
+battle_reports = Table(
+    "battle_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("battle_id", String(32), ForeignKey("battles.id", ondelete="CASCADE"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("voter_id", String(200), nullable=True),
+    Column("session_id", String(64), nullable=True),
+    Column("client_key", String(64), nullable=True),
+    Index("ix_battle_reports_battle", "battle_id"),
+)
+
+# Every moderation action: who ("cli:<user>", "admin:<email>", "admin:token"), when, what, why.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("reason", Text, nullable=True),
+    Index("ix_audit_at", "at"),
+)
+
+# Which version of the terms (their text's sha256) a voter accepted, and when.
+terms_accepted = Table(
+    "terms_accepted",
+    metadata,
+    Column("voter_id", String(200), primary_key=True),
+    Column("terms_sha256", String(64), primary_key=True),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
 )

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from arena.kinds import Outcome
 from arena.store.reads import VoteFilter, utc
-from arena.store.schema import battle_categories, battles, images, turns, votes
+from arena.store.schema import banned_voters, battle_categories, battles, images, turns, votes
 
 WHO = {"voter": votes.c.voter_id, "client": votes.c.client_key}
 # a or b, between two different models (a self-battle compares nothing)
@@ -130,6 +130,24 @@ def leak_votes(conn: Connection, which: VoteFilter) -> list[VoteRow]:
     return _vote_rows(conn, query, which.values())
 
 
+def hidden_votes(conn: Connection, which: VoteFilter) -> list[VoteRow]:
+    """The filtered votes of battles an admin hid (ix_battles_hidden holds only those)."""
+    query = (
+        select(*_ROW)
+        .select_from(votes.join(battles, battles.c.id == votes.c.battle_id))
+        .where(which.condition(), battles.c.hidden_reason.is_not(None))
+    )
+    return _vote_rows(conn, query, which.values())
+
+
+def banned_votes(conn: Connection, which: VoteFilter) -> list[VoteRow]:
+    """The filtered votes of banned voters (ix_votes_voter_created finds each one's)."""
+    query = select(*_ROW).where(
+        which.condition(), votes.c.voter_id.in_(select(banned_voters.c.voter_id))
+    )
+    return _vote_rows(conn, query, which.values())
+
+
 def category_votes(conn: Connection, which: VoteFilter) -> dict[str, int]:
     """Votes per category over the filter ({category: votes})."""
     query = (
@@ -224,7 +242,7 @@ def votes_of(conn: Connection, which: VoteFilter, who: str, keys: Sequence[str])
     return _vote_rows(conn, query, {**which.values(), "keys": list(keys)})
 
 
-def battles_page(conn: Connection, after: str | None, limit: int, anonymous_only: bool):
+def battles_after(conn: Connection, after: str | None, limit: int, anonymous_only: bool):
     """Stored battles in id order after `after`: (id, mode, model_a, model_b, image sha256)."""
     query = select(
         battles.c.id, battles.c.mode, battles.c.model_a, battles.c.model_b, battles.c.image_sha256

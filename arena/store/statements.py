@@ -24,7 +24,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from arena.store.schema import VOTE_CARRIES, battles, elo_state, images, turns, vote_counts, votes
+from arena.store.schema import (
+    VOTE_CARRIES,
+    banned_voters,
+    battles,
+    elo_state,
+    images,
+    turns,
+    vote_counts,
+    votes,
+)
 from arena.style import COUNTS
 
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -58,6 +67,10 @@ _LAST_IDX = (
 )
 
 
+# the voter is banned (a NULL voter id matches no row)
+_BANNED = exists(select(literal(1)).where(banned_voters.c.voter_id == bindparam("voter_id")))
+
+
 def _under(applied) -> list:
     """One condition per rate limit that applies (arena.store.limits): under its number allowed."""
     return [limit.count().scalar_subquery() < allowed for limit, allowed in applied]
@@ -66,7 +79,8 @@ def _under(applied) -> list:
 def guarded_vote(dialect: str, owner: bool, applied):
     """INSERT ... SELECT storing the vote only if every rule holds: the battle exists (and
     belongs to the session when `owner`), both answers of its last turn finished (the verdict
-    stored with the turn), every vote limit in `applied` has room, and the battle has no vote
+    stored with the turn), the voter is not banned (arena.store.moderation), every vote limit
+    in `applied` has room, and the battle has no vote
     yet (ON CONFLICT DO NOTHING on the unique battle_id). The SELECT reads the battle row
     itself, which gives the vote its copies of the battle's columns (VOTE_CARRIES), whether it is
     flagged for an identity leak, and the sums of its
@@ -79,7 +93,7 @@ def guarded_vote(dialect: str, owner: bool, applied):
             turns.c.ok_b.is_(True),
         )
     )
-    conditions = [_THE_BATTLE, answered, *_under(applied)]
+    conditions = [_THE_BATTLE, answered, ~_BANNED, *_under(applied)]
     if owner:
         conditions.append(battles.c.session_id == bindparam("session_id"))
     totals = (

@@ -14,8 +14,18 @@ from sqlalchemy.exc import IntegrityError
 
 from arena.errors import RateLimited, StoreError
 from arena.kinds import Mode, Outcome, Requester
+from arena.store import (
+    access,
+    limits,
+    maintained,
+    model_stats,
+    moderation,
+    reads,
+    refusals,
+    screening,
+    statements,
+)
 from arena.store import engine as eng
-from arena.store import limits, maintained, reads, refusals, screening, statements
 from arena.store.driver import Writer
 
 if TYPE_CHECKING:  # the battle imports the store, not the other way round
@@ -286,8 +296,9 @@ class Store:
         with self.engine.connect() as conn:
             return fn(conn, *args)
 
-    def battles_page(self, after: str | None, limit: int, anonymous_only: bool = False):
-        return self._read(screening.battles_page, after, limit, anonymous_only)
+    def battles_after(self, after: str | None, limit: int, anonymous_only: bool = False):
+        """Stored battles in id order after `after` (a walk over all of them, in pages)."""
+        return self._read(screening.battles_after, after, limit, anonymous_only)
 
     def turn_texts(self, battle_ids) -> dict[str, list[tuple]]:
         return self._read(screening.turn_texts, battle_ids)
@@ -300,6 +311,12 @@ class Store:
 
     def leak_votes(self, which: reads.VoteFilter):
         return self._read(screening.leak_votes, which)
+
+    def hidden_votes(self, which: reads.VoteFilter):
+        return self._read(screening.hidden_votes, which)
+
+    def banned_votes(self, which: reads.VoteFilter):
+        return self._read(screening.banned_votes, which)
 
     def sample_votes(self, which: reads.VoteFilter):
         return self._read(screening.sample_votes, which)
@@ -322,8 +339,104 @@ class Store:
     def category_votes(self, which: reads.VoteFilter) -> dict[str, int]:
         return self._read(screening.category_votes, which)
 
+    def model_stats(self) -> dict[str, model_stats.ModelStats]:
+        """Per model: answers served, median time to first token and tokens/s, votes."""
+        return self._read(model_stats.read)
+
     def last_vote(self, which: reads.VoteFilter) -> datetime | None:
         return reads.last_vote(self.engine, which)
+
+    # ----- moderation (arena.store.moderation: each action one transaction with its audit row) --
+
+    def _moderate(self, what: str, fn, *args, **kwargs):
+        def write():
+            with self.write_engine.begin() as conn:
+                return fn(conn, *args, **kwargs)
+
+        return eng.with_retries(what, write)
+
+    def hide(self, battle_id: str, reason: str, actor: str) -> bool:
+        """Leave a battle out of every board and export; False if it was hidden already."""
+        return self._moderate("hide the battle", moderation.hide, battle_id, reason, actor)
+
+    def unhide(self, battle_id: str, actor: str, reason: str | None = None) -> bool:
+        return self._moderate("show the battle", moderation.unhide, battle_id, actor, reason)
+
+    def ban(self, voter_id: str, reason: str, actor: str) -> bool:
+        """Leave a voter's votes out of every board, refuse new ones; False if banned already."""
+        return self._moderate("ban the voter", moderation.ban, voter_id, reason, actor)
+
+    def unban(self, voter_id: str, actor: str, reason: str | None = None) -> bool:
+        return self._moderate("unban the voter", moderation.unban, voter_id, actor, reason)
+
+    def erase(
+        self, battle_id: str, image: bool, text: bool, actor: str, reason: str | None = None
+    ) -> moderation.Erased:
+        """Remove a battle's image bytes (every battle showing them) and/or its texts for good."""
+        from dataclasses import replace
+
+        from arena.samples import sample_shas
+
+        erased = self._moderate(
+            "erase the battle's data", moderation.erase, battle_id, image=image, text=text,
+            actor=actor, reason=reason, samples=sample_shas(),
+        )  # fmt: skip
+        if self.engine.dialect.name == "sqlite" and (erased.turns or erased.image_sha256):
+            erased = replace(erased, off_disk=moderation.checkpoint(self.engine))
+        return erased
+
+    def report(self, battle_id: str, reason: str, requester: Requester) -> bool:
+        """A voter's report of a battle; False if they had reported it already."""
+        return self._moderate("store the report", moderation.report, battle_id, reason, requester)
+
+    def audit_log(self, limit: int = 50, offset: int = 0) -> list[moderation.AuditRow]:
+        return self._read(moderation.audit_log, limit, offset)
+
+    def reports(self, limit: int = 50, offset: int = 0) -> list[moderation.Report]:
+        return self._read(moderation.reports, limit, offset)
+
+    def banned_voters(self) -> dict[str, str]:
+        return self._read(moderation.banned)
+
+    def battles_page(
+        self, limit: int = 50, offset: int = 0, **filters
+    ) -> list[moderation.BattleRow]:
+        """The admin's battle browser, most recent first; `filters` are BattleFilter's fields
+        (model, mode, since, until, voted, flagged). No texts, no image bytes."""
+        which = moderation.BattleFilter(**filters)
+        return self._read(moderation.battles_page, which, limit, offset)
+
+    def battles_count(self, **filters) -> int:
+        return self._read(moderation.battles_count, moderation.BattleFilter(**filters))
+
+    def battle_detail(self, battle_id: str) -> moderation.BattleDetail:
+        """A battle with its turns, vote, reports and image metadata (InputError if unknown)."""
+        return self._read(moderation.battle_detail, battle_id)
+
+    # ----- admin token logins and accepted terms (arena.store.access; arena.admin's rules) ------
+
+    def take_login_slot(self, actor: str, client_key: str | None, limit) -> int | None:
+        """A try of the admin token, written as a failure while the limit has room; its audit
+        row id, or None when the client or everyone has used up the limit."""
+        return self._moderate(
+            "check the admin token", access.take_login_slot, actor, client_key, now(), limit
+        )
+
+    def confirm_login(self, slot: int, actor: str, reason: str | None = None) -> None:
+        self._moderate("store the admin login", access.confirm_login, slot, actor, reason)
+
+    def login_failures(self, client_key: str | None, limit):
+        return self._read(access.login_failures, client_key, now(), limit)
+
+    def log_action(self, actor: str, action: str, target: str, reason: str | None = None) -> None:
+        """An audit row for an action that changes nothing stored (a dataset download)."""
+        self._moderate("store the audit row", access.log, actor, action, target, reason)
+
+    def accept_terms(self, voter_id: str, sha256: str) -> None:
+        self._moderate("store the accepted terms", access.accept_terms, voter_id, sha256, now())
+
+    def accepted_terms(self, voter_id: str, sha256: str) -> bool:
+        return self._read(access.accepted_terms, voter_id, sha256)
 
     def data_version(self) -> tuple[int, int | None, int]:
         """(votes, highest vote id, edits): changes with every new, deleted or changed vote, in

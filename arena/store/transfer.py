@@ -15,19 +15,19 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import insert, select, text
+from sqlalchemy import exists, insert, literal, select, text
 from sqlalchemy.exc import DBAPIError
 
 from arena.errors import TransferError
 from arena.kinds import Mode, Outcome
 from arena.store.engine import with_retries
 from arena.store.maintained import deferred_counts
-from arena.store.schema import VOTE_CARRIES, battle_categories, battles, votes
+from arena.store.schema import VOTE_CARRIES, banned_voters, battle_categories, battles, votes
 from arena.store.store import Store, _first_line, now
 from arena.style import FLAT_FIELDS, StyleCounts, conv_metadata, flat_conv_metadata
 from arena.style import parse_conv_metadata as _parse_style
@@ -215,14 +215,24 @@ def _time(value) -> datetime:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def import_file(store: Store, path: str | Path) -> int:
-    """Store every row of the file in one transaction, or none. Returns the number of votes.
+def import_file(
+    store: Store, path: str | Path, progress: Callable[[int], object] | None = None
+) -> int:
+    """Store every row of the file in one transaction, or none. Returns the number of votes; for
+    a dataset file (arena.store.dataset), the number of battles, with `progress` called as its
+    rows are checked.
 
     The file streams through in chunks (JSON lines, CSV and parquet; a JSON list is parsed whole),
     each checked and written as it comes, so ten million votes never sit in memory at once. After
     the first bad row nothing more is written, the rest is still checked (the error lists the
     first few problems and how many there were), and the transaction is rolled back."""
     path = Path(path)
+    from arena.store import dataset  # here: dataset imports this module's helpers
+
+    if dataset.is_dataset(path):  # whole battles (a parquet with conversations), not votes
+        from arena.store.dataset_import import import_dataset
+
+        return import_dataset(store, path, progress)
     source = f"import:{path.name}"[:200]
     # Battle ids in row order: a random 80-bit prefix per import, then a counter (32 hex digits,
     # like uuid4().hex). Sequential keys append to the id indexes instead of landing at random
@@ -253,12 +263,16 @@ def import_file(store: Store, path: str | Path) -> int:
         return written
 
     count = with_retries("import the votes", write)
-    if store.engine.dialect.name == "postgresql":  # plan the next queries on fresh statistics,
-        with (
-            store.engine.begin() as conn
-        ):  # not on the empty tables' (PostgreSQL's bulk-load advice)
-            conn.execute(text("ANALYZE battles, votes"))
+    analyze(store, "battles", "votes")
     return count
+
+
+def analyze(store: Store, *tables: str) -> None:
+    """After a bulk import on PostgreSQL: plan the next queries on fresh statistics, not on the
+    empty tables' (PostgreSQL's bulk-load advice)."""
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.begin() as conn:
+            conn.execute(text(f"ANALYZE {', '.join(tables)}"))
 
 
 def _problems(path: Path, problems: list[str]) -> TransferError:
@@ -352,7 +366,8 @@ def _insert(conn, table, records: list[dict]) -> None:
 
 def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
     """Every vote, in time order, in the import field names. Votes with style counts carry them
-    as `conv_metadata` (an object), or with `flat` as its flat columns (for CSV)."""
+    as `conv_metadata` (an object), or with `flat` as its flat columns (for CSV). Moderation's
+    are left out: the votes of hidden battles and of banned voters."""
     labels = {o.value: o.winner_label for o in Outcome}
     style = [votes.c[name] for name in _NO_STYLE]
     query = (
@@ -368,6 +383,7 @@ def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
             *style,
         )
         .select_from(votes.join(battles, votes.c.battle_id == battles.c.id))
+        .where(battles.c.hidden_reason.is_(None), ~_BANNED)
         .order_by(votes.c.created_at, votes.c.id)
     )
     records, styled = [], False
@@ -410,6 +426,9 @@ def export_frame(store: Store, flat: bool = False) -> pd.DataFrame:
             frame["conv_metadata"].astype(object).where(frame["conv_metadata"].notna(), None)
         )
     return frame
+
+
+_BANNED = exists(select(literal(1)).where(banned_voters.c.voter_id == votes.c.voter_id))
 
 
 def _all_categories(conn) -> dict[str, list[str]]:

@@ -7,12 +7,14 @@ import time
 import streamlit as st
 
 from arena.battle import SIDES, Battle, ask, cast_vote, pick_models, regenerate, save_turn, start
+from arena.battle.sides import names_shown
 from arena.errors import AlreadyVoted, ArenaError
 from arena.images import EXTENSIONS, check_image, check_prompt
 from arena.kinds import Mode
 from arena.samples import SAMPLES, SAMPLES_DIR
 from arena.ui import widgets
 from arena.ui.common import login_gate, requester, resources
+from arena.ui.voter_notes import report_box, terms_gate
 
 MODES = {Mode.ANONYMOUS: "🎲 Anonymous battle", Mode.NAMED: "🏷️ Named battle"}
 _REFRESH_S = 0.05  # how often a streaming answer is redrawn
@@ -29,6 +31,8 @@ def render() -> None:
     battle: Battle | None = st.session_state.get("battle")
 
     if battle is None:
+        if not terms_gate(res):  # ARENA_TERMS: accepted once before the first upload
+            return
         mode, models = _mode_picker(res.registry)
         upload = st.file_uploader(
             "Image (PNG, JPEG, WebP, GIF, BMP)",
@@ -169,9 +173,12 @@ def _stream(res, battle: Battle, events, prompt: str) -> None:
             placeholders[side] = st.empty()
             backend = res.backends.get(battle.specs[side].id)
             widgets.waiting(placeholders[side], side, loading=not backend.loaded)
+    show_size = names_shown(battle.mode, battle.outcome is not None)
     last_draw = 0.0
     for event in events:
-        if event.result is None:
+        if event.progress is not None:  # the model's first download, before any text
+            widgets.downloading(placeholders[event.side], event.side, event.progress, show_size)
+        elif event.result is None:
             texts[event.side] += event.text
             if time.monotonic() - last_draw > _REFRESH_S:
                 for side in SIDES:
@@ -213,6 +220,8 @@ def _actions(res, battle: Battle) -> None:
         clicked = widgets.vote_bar(enabled=False)
         if clicked is not None:
             _vote(res, battle, clicked)
+    if battle.battle_id is not None:
+        report_box(res.store, battle.battle_id)
     left, right = st.columns(2)
     if left.button("🔄 New battle", key="new_battle", width="stretch"):
         st.session_state.pop("battle", None)

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from arena.admin import AdminAccess
 from arena.backends import Backends
 from arena.categories.labeller import Labeller
-from arena.config import Settings
+from arena.config import Settings, preload_ids
 from arena.errors import ArenaError, ConfigError
 from arena.kinds import USER_PREFIX, Requester
 from arena.pairing import ActiveSampler, sampler_for
 from arena.registry import Registry, load_registry
 from arena.store import Store
+from arena.terms import Terms, load_terms
 from arena.ui.client import client_key, client_secret
 
 
@@ -27,16 +29,26 @@ class Resources:
     backends: Backends
     sampler: ActiveSampler | None = None  # anonymous pairs; None: by weight (Registry.draw_pair)
     labeller: Labeller | None = None  # categories: the rules, and the classifier model if set
+    access: AdminAccess = AdminAccess()  # who may open the admin pages (arena.admin)
+    terms: Terms | None = None  # ARENA_TERMS, which voters accept before their first upload
 
 
 @st.cache_resource(show_spinner="Opening the database and the model registry…")
-def _resources(settings: Settings, registry_mtime: float) -> Resources:
+def _resources(settings: Settings, registry_mtime: float, terms_mtime: float) -> Resources:
     registry = load_registry(settings.models)
+    known, enabled = [s.id for s in registry.specs], [s.id for s in registry.enabled]
+    preload = preload_ids(settings.preload, known, enabled)  # an unknown id: one line, at start-up
     client_secret(settings)  # at start-up: made once beside models.yaml, with its warning, if unset
     store = Store.open(settings)
     sampler = sampler_for(settings.pair_sampling, registry, store)
     labeller = Labeller.from_settings(settings, registry)  # a bad rules file: one line, at start-up
-    return Resources(settings, registry, store, Backends(registry, settings), sampler, labeller)
+    access = AdminAccess.from_settings(settings)
+    terms = load_terms(settings.terms)  # an edited file: new terms (its mtime is in the key)
+    backends = Backends(registry, settings)
+    # Streamlit has no start-up hook: this runs once per server process, on its first page run.
+    # The models load in background threads; the page does not wait for them.
+    backends.preload(preload)
+    return Resources(settings, registry, store, backends, sampler, labeller, access, terms)
 
 
 def resources() -> Resources:
@@ -51,14 +63,23 @@ def resources() -> Resources:
                 "ARENA_REQUIRE_LOGIN=true needs Streamlit authentication: add an [auth] section to "
                 ".streamlit/secrets.toml (README: Admin and login), or set ARENA_REQUIRE_LOGIN=false."
             )
-        try:
-            mtime = os.stat(settings.models).st_mtime
-        except OSError:
-            mtime = 0.0
-        return _resources(settings, mtime)
+        if settings.admins and not auth_configured():
+            raise ConfigError(
+                "ARENA_ADMINS needs Streamlit authentication to know who is logged in: add an "
+                "[auth] section to .streamlit/secrets.toml (README: Admin and login), or use "
+                "ARENA_ADMIN_TOKEN instead."
+            )
+        return _resources(settings, _mtime(settings.models), _mtime(settings.terms))
     except ArenaError as exc:
         st.error(str(exc))
         st.stop()
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime if path else 0.0
+    except OSError:
+        return 0.0
 
 
 def login_gate(settings: Settings) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from arena.backends.status import Download
 from arena.battle.sides import SideResult
 from arena.boxes import draw_boxes, find_boxes
 from arena.kinds import Outcome
@@ -55,6 +56,37 @@ def waiting(placeholder, side: str, loading: bool) -> None:
         )
     else:
         placeholder.markdown(f"⏳ Model {side.upper()} is thinking…")
+
+
+def download_text(side: str, download: Download, show_size: bool) -> str:
+    """The line over a side's download bar. Without show_size (an anonymous battle before the
+    vote) percent only: a model's size would give it away."""
+    fraction = download.fraction
+    percent = f"{fraction:.0%}" if fraction is not None else "starting"
+    line = f"Model {side.upper()}: downloading for the first time"
+    if not show_size:
+        return f"{line}, {percent}"
+    if download.total:
+        return (
+            f"{line}, {format_bytes(download.done)} of {format_bytes(download.total)} ({percent})"
+        )
+    return f"{line}, {format_bytes(download.done)}"
+
+
+def downloading(placeholder, side: str, download: Download, show_size: bool) -> None:
+    """A side's progress bar while its model downloads, from the hub client's own byte count."""
+    placeholder.progress(download.fraction or 0.0, text=download_text(side, download, show_size))
+
+
+def format_bytes(size: int | None) -> str:
+    """1.5 GB, 340 MB, 12 kB (powers of 1000, as the hub shows sizes); '' for None."""
+    if size is None:
+        return ""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{size} B"
 
 
 def vote_bar(enabled: bool) -> Outcome | None:

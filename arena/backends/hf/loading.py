@@ -8,10 +8,12 @@ level: `load_model` sets the hub's environment first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from arena.backends.hf.devices import resolve_device, resolve_dtype
+from arena.backends.hf.download import download
 from arena.backends.hf.hub import (
     NotCached,
     configure_hub,
@@ -23,14 +25,18 @@ from arena.backends.hf.hub import (
 )
 from arena.backends.hf.loaded import LoadedModel
 from arena.backends.hf.processors import load_processor
+from arena.backends.status import Download
 from arena.errors import ModelError
 
 
-def load_model(spec, settings) -> LoadedModel:
+def load_model(
+    spec, settings, on_progress: Callable[[Download], None] | None = None
+) -> LoadedModel:
     """Load spec.model (hub id or local directory) into an image-text-to-text pipeline.
 
     Honours spec.revision, spec.device ("auto", "cpu", "cuda[:N]", "mps") and spec.dtype
-    ("auto" = bfloat16 on CUDA, else float32). Any failure raises ModelError(spec.id, cause)
+    ("auto" = bfloat16 on CUDA, else float32). A hub model not in the cache is downloaded
+    first, its progress told to `on_progress`. Any failure raises ModelError(spec.id, cause)
     with a one-line cause.
     """
     configure_hub(getattr(settings, "hub_timeout_s", 10.0))
@@ -75,6 +81,12 @@ def load_model(spec, settings) -> LoadedModel:
             "download it first or point 'model' at a local directory",
         )
     probe_hub(model_id, source, spec.revision, settings)
+    timeout_s = getattr(settings, "hub_timeout_s", 10.0)
+    download(model_id, source, spec.revision, on_progress or (lambda _: None), timeout_s)
+    try:
+        return _load_or_explain(spec, settings, source, device, dtype, local_files_only=True)
+    except NotCached:
+        pass  # a file the download did not pick: the loader fetches what it misses itself
     try:
         return _load_or_explain(spec, settings, source, device, dtype, local_files_only=False)
     except NotCached:
