@@ -148,6 +148,21 @@ def test_streams_a_deterministic_answer(arch, loaded, demo_registry):
 
 
 @pytest.mark.parametrize("arch", demo.ARCHITECTURES)
+def test_streamed_answer_is_the_pipelines_own_answer(arch, loaded, demo_registry):
+    require(arch)
+    spec = spec_for(demo_registry, arch).model_copy(update={"max_new_tokens": 60})
+    model = loaded(arch)
+    messages = chat_messages(test_image(), [PROMPT])
+    stream = model.stream(messages, spec)
+    pieces = list(stream)
+    (whole,) = model.pipe(
+        text=messages, generate_kwargs=model.generation_kwargs(spec), return_full_text=False
+    )
+    assert "".join(pieces) == whole["generated_text"] and stream.tokens == 60
+    assert len(pieces) > 1  # streamed, not all at the end
+
+
+@pytest.mark.parametrize("arch", demo.ARCHITECTURES)
 def test_follow_up_conversation(arch, loaded, demo_registry):
     require(arch)
     spec = spec_for(demo_registry, arch)

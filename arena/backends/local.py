@@ -250,13 +250,15 @@ def _worker_main(spec, settings, requests, responses, cancel) -> None:
     from arena.backends import hf
 
     if hf.resolve_device(spec.device) == "cpu":
-        # a battle runs two workers at once: each gets half the cores, or they thrash
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+        torch.set_num_threads(hf.cpu_threads())
+
+    def report(download: Download) -> None:
+        responses.put((0, "progress", download))
 
     try:
-        model = hf.load_model(spec, settings)
+        model = hf.load_model(spec, settings, on_progress=report)
     except ModelError as exc:
         load_error = exc.cause
         model = None

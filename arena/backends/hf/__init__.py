@@ -10,10 +10,13 @@ hub         hub timeouts, the offline switch, the probe, hub id or local directo
 devices     device and dtype
 processors  processors without torchvision (images only for video-capable models)
 loaded      LoadedModel: the pipeline, its streamer, one Stream per request
+streaming   PieceStreamer: generated tokens to text pieces, cheaply per token
 loading     load_model and its one-line error causes
+download    a hub model's first download, its bytes reported as they arrive
+cache       what of a model is on this machine (read by the server process, no torch)
 """
 
-from arena.backends.hf.devices import resolve_device, resolve_dtype
+from arena.backends.hf.devices import cpu_threads, resolve_device, resolve_dtype
 from arena.backends.hf.hub import configure_hub, is_local_path
 from arena.backends.hf.loaded import LoadedModel
 from arena.backends.hf.loading import load_model
@@ -23,6 +26,7 @@ __all__ = [
     "LoadedModel",
     "NoVideoProcessor",
     "configure_hub",
+    "cpu_threads",
     "is_local_path",
     "load_model",
     "load_processor",

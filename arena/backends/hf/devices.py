@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when available, else 'cpu'; others are checked. Raises ValueError."""
@@ -24,6 +26,12 @@ def resolve_device(device: str) -> str:
             "device 'mps' asked for but MPS is not available here; use device: cpu or auto"
         )
     return device
+
+
+def cpu_threads() -> int:
+    """Torch threads for one model on the CPU: half the cores, since a battle runs two workers at
+    once and more threads than cores thrash. The decode benchmark gives plain `generate` the same."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def resolve_dtype(dtype: str, device: str):

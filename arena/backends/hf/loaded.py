@@ -1,4 +1,4 @@
-"""A loaded model behind a transformers image-text-to-text pipeline, and its streamer.
+"""A loaded model behind a transformers image-text-to-text pipeline, streaming its answers.
 
     stream = model.stream(messages, spec)   # a Stream for this one request
     for piece in stream:                    # text pieces as they are generated
@@ -10,14 +10,13 @@ Nothing about a request is kept on the model: each stream carries its own result
 
 from __future__ import annotations
 
-import functools
-import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from arena.backends.base import Finished, Stream
+from arena.backends.hf.streaming import PieceStreamer, StreamStalled
 from arena.errors import ModelError
 
 
@@ -88,11 +87,10 @@ class LoadedModel:
             def __call__(self, input_ids, scores, **kwargs):
                 return cancel.is_set()
 
-        streamer = _streamer_class()(
+        streamer = PieceStreamer(
             self.processor.tokenizer,
-            skip_prompt=True,
             skip_special_tokens=True,
-            timeout=self.generation_timeout_s or None,
+            timeout_s=self.generation_timeout_s or None,
         )
         generate_kwargs = self.generation_kwargs(spec)
         generate_kwargs["streamer"] = streamer
@@ -101,11 +99,12 @@ class LoadedModel:
 
         def run() -> None:
             try:
+                torch_threads_as_set()
                 self.pipe(text=messages, generate_kwargs=generate_kwargs, return_full_text=False)
             except BaseException as exc:  # handed to the consumer below
                 failure.append(exc)
             finally:
-                streamer.end_if_needed()
+                streamer.end()  # wakes the consumer after a failure too
 
         with self._lock:
             thread = threading.Thread(target=run, name=f"generate-{self.model_id}", daemon=True)
@@ -138,6 +137,21 @@ class LoadedModel:
             pass
 
 
+def torch_threads_as_set() -> None:
+    """Give the calling thread the torch thread count of the process (hf.cpu_threads() in a worker).
+
+    With OpenMP the count is per thread: a new thread runs MKL's and oneDNN's kernels with
+    OpenMP's default, every core, until torch sets it up, whatever `torch.set_num_threads` said
+    in the main thread: the two workers of a battle each used every core. Measured on the 2-core
+    build machine while busy: 256x256 matmuls 6.8x slower in a fresh thread than after this
+    call, and the tiny LLaVA's first piece through a worker 40-52 ms before, 14-18 ms after
+    (benchmarks/decode_speed.py). Asking for the count sets the thread up.
+    """
+    import torch
+
+    torch.set_num_threads(torch.get_num_threads())
+
+
 def generation_error(model_id: str, exc: BaseException, device: str) -> ModelError:
     """A ModelError with a one-line cause for a failed generation."""
     import torch
@@ -153,44 +167,10 @@ def generation_error(model_id: str, exc: BaseException, device: str) -> ModelErr
     return ModelError(model_id, f"generation failed: {type(exc).__name__}: {text[:300]}")
 
 
-def _iterate(streamer, model_id: str, timeout_s: float | None) -> Iterator[str]:
+def _iterate(streamer: PieceStreamer, model_id: str, timeout_s: float | None) -> Iterator[str]:
     try:
-        yield from streamer
-    except queue.Empty:
+        yield from streamer.pieces()
+    except StreamStalled:
         raise ModelError(
             model_id, f"no new text within {timeout_s:g} s; generation stalled"
         ) from None
-
-
-@functools.cache
-def _streamer_class() -> type:
-    from transformers import TextIteratorStreamer
-
-    class CountingStreamer(TextIteratorStreamer):
-        """A TextIteratorStreamer that counts generated tokens and ends exactly once."""
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.token_count = 0
-            self._ended = False
-
-        def put(self, value):
-            if not (self.skip_prompt and self.next_tokens_are_prompt):
-                self.token_count += int(value.numel())
-            super().put(value)
-
-        def end(self):
-            if not self._ended:
-                self._ended = True
-                super().end()
-
-        def end_if_needed(self):
-            """After a failed generation: flush and wake the consumer, whatever happens."""
-            if not self._ended:
-                self._ended = True
-                try:
-                    super().end()
-                except Exception:
-                    self.text_queue.put(self.stop_signal)
-
-    return CountingStreamer
