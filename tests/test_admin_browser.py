@@ -150,6 +150,49 @@ def test_the_right_token_opens_the_admin_pages_for_that_tab_only(server, seeded,
         assert not leaks(visitor, seeded), url
 
 
+def test_an_admin_hides_a_battle_and_erases_its_text_with_the_buttons(server, seeded, tabs):
+    """Moderation through the page itself: the hide and erase forms of one battle write the
+    change (read back from the database) and their audit rows (shown on the audit page), and
+    the erased prompt leaves the admin's page for its placeholder."""
+    folder, models, db_url, battles = seeded
+    target = battles[1]
+    admin = tabs.new()
+    open_gate(admin, server)
+    type_token(admin, TOKEN)
+    expect(admin.get_by_role("heading", name="Battles")).to_be_visible()
+    admin.get_by_label("…or type a battle id").fill(target.battle_id)
+    admin.get_by_label("…or type a battle id").press("Enter")
+    expect(admin.get_by_text(target.prompt)).to_be_visible()
+
+    admin.locator(".st-key-admin_hide_reason input").fill("reason-hide-quokka")
+    admin.locator(".st-key-admin_hide_go button").click()
+    wait_idle(admin)
+    expect(admin.get_by_text("Hide: done.")).to_be_visible()
+    admin.get_by_text("the prompts and answers").click()
+    admin.locator(".st-key-admin_erase_reason input").fill("reason-erase-numbat")
+    admin.locator(".st-key-admin_erase_go button").click()
+    wait_idle(admin)
+    expect(admin.get_by_text("Erased", exact=False).first).to_be_visible()
+    assert target.prompt not in admin.content()
+    expect(admin.get_by_text("(erased)").first).to_be_visible()
+    tabs.shot(admin, "moderated")
+
+    store = Store.open(Settings(db_url=db_url, models=str(models), **dict.fromkeys(LIMITS, 0)))
+    try:
+        detail = store.battle_detail(target.battle_id)
+        assert detail.battle["hidden_reason"] == "reason-hide-quokka"
+        assert detail.battle["text_erased_at"] is not None
+        assert all(turn["prompt"] == "" for turn in detail.turns)
+    finally:
+        store.engine.dispose()
+    admin.get_by_test_id("stSidebarNav").get_by_role("link", name="Audit log (admin)").click()
+    expect(admin.get_by_role("heading", name="Audit log")).to_be_visible()
+    wait_idle(admin)
+    audit = admin.get_by_test_id("stDataFrame").first.locator("table tbody")
+    expect(audit.filter(has_text="reason-hide-quokka")).to_have_count(1)
+    expect(audit.filter(has_text="reason-erase-numbat")).to_have_count(1)
+
+
 def test_wrong_tokens_are_refused_then_rate_limited(server, seeded, tabs):
     """Every tab of this browser comes from 127.0.0.1: one client key, 5 wrong tokens per 10
     minutes (arena.admin.LOGIN_LIMIT); a reload does not reset it."""
