@@ -93,7 +93,8 @@ _LABELS = {o.value: o.winner_label for o in Outcome}
 
 
 def is_dataset(path: str | Path) -> bool:
-    """A parquet file with a conversation column: this layout, not a votes file."""
+    """A parquet file with both conversation columns: this layout, not a votes file (LMArena's
+    votes files may carry one conversation column and still import as votes)."""
     path = Path(path)
     if path.suffix.lower() != ".parquet":
         return False
@@ -101,7 +102,7 @@ def is_dataset(path: str | Path) -> bool:
         names = pq.read_schema(path).names
     except Exception:  # pyarrow's own errors: the votes import says why it cannot read it
         return False
-    return any(name in names for name in LAYOUT)
+    return all(name in names for name in LAYOUT)
 
 
 def judge(voter_id: str | None, secret: Secret | bytes) -> str | None:
