@@ -30,7 +30,7 @@ from arena.kinds import Mode, Outcome
 from arena.store import engine as eng
 from arena.store import statements
 from arena.store.driver import DriverStatement
-from arena.store.reads import _FETCH, VoteFilter, _Codes, utc
+from arena.store.reads import _FETCH, VoteFilter, _Codes, utc, without
 from arena.store.schema import elo_state, vote_counts, vote_edits, votes
 
 log = logging.getLogger(__name__)
@@ -273,8 +273,7 @@ def _coded(
     while rows := cursor.fetchmany(_FETCH):
         seen += len(rows)
         if exclude is not None:
-            kept = ~np.isin(np.fromiter((r[3] for r in rows), np.int64, len(rows)), exclude)
-            rows = [r[:3] for r, keep in zip(rows, kept.tolist(), strict=True) if keep]
+            rows = without(rows, exclude)
         chunks.append(np.fromiter(map(codes.__getitem__, rows), np.int64, len(rows)))
     combos = [(a, b, Outcome(o)) for a, b, o in codes]
     return combos, (np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)), seen

@@ -93,6 +93,14 @@ def _fetched(engine: Engine, query, values: dict) -> Iterator[list[tuple]]:
         raw.close()
 
 
+def without(rows: list[tuple], exclude: np.ndarray) -> list[tuple]:
+    """The rows whose last column, a vote id, is not in `exclude` (sorted ids), that column
+    dropped: how every scan leaves out the votes a screening left out."""
+    ids = np.fromiter((r[-1] for r in rows), np.int64, len(rows))
+    kept = ~np.isin(ids, exclude)
+    return [r[:-1] for r, keep in zip(rows, kept.tolist(), strict=True) if keep]
+
+
 def scan_votes(
     engine: Engine, which: VoteFilter, exclude: np.ndarray | None = None
 ) -> tuple[list[tuple[str, str, Outcome]], np.ndarray]:
@@ -109,8 +117,7 @@ def scan_votes(
     chunks = []
     for rows in _fetched(engine, query, which.values()):
         if ids:
-            kept = ~np.isin(np.fromiter((r[3] for r in rows), np.int64, len(rows)), exclude)
-            rows = [r[:3] for r, keep in zip(rows, kept.tolist(), strict=True) if keep]
+            rows = without(rows, exclude)
         chunks.append(np.fromiter(map(codes.__getitem__, rows), np.int64, len(rows)))
     combos = [(a, b, Outcome(o)) for a, b, o in codes]
     joined = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
@@ -159,8 +166,7 @@ def scan_style(
     code_chunks, feature_chunks = [], []
     for rows in _fetched(engine, query, which.values()):
         if ids:
-            kept = ~np.isin(np.fromiter((r[7] for r in rows), np.int64, len(rows)), exclude)
-            rows = [r[:7] for r, keep in zip(rows, kept.tolist(), strict=True) if keep]
+            rows = without(rows, exclude)
         n = len(rows)
         numbers = chain.from_iterable(row[:4] for row in rows)
         feature_chunks.append(np.fromiter(numbers, np.float64, 4 * n).reshape(n, 4))
