@@ -11,10 +11,11 @@ from arena.config import Settings
 from arena.errors import InputError
 
 
-def _store():
+def _store(settings: Settings | None = None):
+    """The store of these settings (default: the environment's); every command opens it so."""
     from arena.store import Store
 
-    return Store.open(Settings.from_env())
+    return Store.open(settings or Settings.from_env())
 
 
 def cmd_import(args) -> int:

@@ -5,14 +5,8 @@ from __future__ import annotations
 
 import getpass
 
-from arena.config import Settings
+from arena.cli_data import _store
 from arena.errors import InputError
-
-
-def _store():
-    from arena.store import Store
-
-    return Store.open(Settings.from_env())
 
 
 def actor() -> str:

@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from arena.categories import RULES
+from arena.cli_data import _store
 from arena.config import Settings
 from arena.errors import InputError
 
@@ -35,9 +37,12 @@ def cmd_classify(args) -> int:
 
 
 class _RulesOnly:
+    """The rules behind the classifier's interface (what `classify` calls either)."""
+
+    source = RULES
+
     def __init__(self, rules):
         self.rules = rules
-        self.source = "rules"
 
     def classify(self, prompts, image):
         return self.rules.classify(prompts)
@@ -53,9 +58,7 @@ def _classifier(args, settings):
     from arena.registry import load_registry
 
     registry = load_registry(settings.models)
-    classifier = Classifier.from_registry(args.model, registry, settings, rules)
-    classifier.source = classifier.model_id
-    return classifier
+    return Classifier.from_registry(args.model, registry, settings, rules)
 
 
 def _classify_all(args, settings) -> int:
@@ -170,12 +173,6 @@ def _spec_or_bare(registry, model_id: str):
         return registry.get(model_id)
     except RegistryError:
         return TransformersSpec(id=model_id, model=model_id, backend="transformers")
-
-
-def _store(settings):
-    from arena.store import Store
-
-    return Store.open(settings)
 
 
 def add_commands(sub) -> None:

@@ -57,6 +57,11 @@ class Classifier:
         self._backend = backend_class(quiet.backend)(quiet, settings)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-classify")
 
+    @property
+    def source(self) -> str:
+        """What its labels are stored with: the model's id."""
+        return self.model_id
+
     @classmethod
     def from_registry(cls, model_id: str, registry, settings, rules) -> Classifier:
         try:
