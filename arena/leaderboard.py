@@ -127,9 +127,11 @@ def leaderboard_for(
     votes the screening leaves out (arena.screened; default: the settings' anonymous ranking).
     """
     categories = store.category_votes(VoteFilter(anonymous_only, since, until))
-    if category is not None and category not in {*KNOWN, *categories, *_rule_categories(store)}:
-        known = ", ".join(sorted({*KNOWN, *categories, *_rule_categories(store)}))
-        raise InputError(f"--category: no category {category!r}; known: {known}.")
+    if category is not None:
+        known = {*KNOWN, *categories, *_rule_categories(store)}
+        if category not in known:
+            names = ", ".join(sorted(known))
+            raise InputError(f"--category: no category {category!r}; known: {names}.")
     which = VoteFilter(anonymous_only, since, until, category)
     if not (math.isfinite(style_reg) and style_reg >= 0):
         raise InputError(f"--style-reg {style_reg!r}: the style penalty must be a number >= 0.")

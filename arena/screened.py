@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 import numpy as np
@@ -43,8 +43,7 @@ class Screen:
 
     @classmethod
     def from_settings(cls, settings, **changes) -> Screen:
-        base = cls(dedup_cap=settings.dedup_cap, dedup_rule=settings.dedup_rule)
-        return cls(**{**{f.name: getattr(base, f.name) for f in fields(base)}, **changes})
+        return replace(cls(dedup_cap=settings.dedup_cap, dedup_rule=settings.dedup_rule), **changes)
 
     @classmethod
     def none(cls) -> Screen:
