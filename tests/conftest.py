@@ -196,6 +196,44 @@ def serve_http(handler_cls, **attributes):
         server.server_close()
 
 
+@pytest.fixture
+def cache_hashes(monkeypatch):
+    """Streamlit's cache hashing, recorded: `cache_key(*args)` is the key st.cache_resource makes
+    of those arguments, and `fed` every byte string its hashers were given meanwhile (what a
+    secret must never be among)."""
+    from types import SimpleNamespace
+
+    from streamlit import util
+    from streamlit.runtime.caching import hashing
+    from streamlit.runtime.caching.cache_type import CacheType
+
+    fed: list[bytes] = []
+    real = util.create_fast_hasher
+
+    class Recording:
+        def __init__(self):
+            self.h = real()
+
+        def update(self, data):
+            fed.append(bytes(data))
+            self.h.update(data)
+
+        def hexdigest(self):
+            return self.h.hexdigest()
+
+        def digest(self):
+            return self.h.digest()
+
+    monkeypatch.setattr(util, "create_fast_hasher", Recording)
+
+    def cache_key(*args):
+        top = Recording()
+        hashing.update_hash(args, top, CacheType.RESOURCE)
+        return top.hexdigest()
+
+    return SimpleNamespace(fed=fed, cache_key=cache_key)
+
+
 def stream_chat(handler, pieces) -> None:
     """Answer an OpenAI chat-completions request with `pieces` as a real SSE stream (chunks,
     a finish chunk, then [DONE]), for the scripted providers of the tests."""

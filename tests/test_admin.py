@@ -147,37 +147,14 @@ def test_a_worker_gets_the_settings_without_the_token():
     assert copy.admin_token.withheld and copy.admin_token == settings.admin_token
 
 
-def test_streamlit_cache_hashing_never_sees_the_token(monkeypatch):
+def test_streamlit_cache_hashing_never_sees_the_token(cache_hashes):
     """st.cache_resource hashes _resources' arguments (Settings among them): record every byte
     string its hashers are fed; none holds the token, and another token is another entry."""
-    from streamlit import util
-    from streamlit.runtime.caching import hashing
-    from streamlit.runtime.caching.cache_type import CacheType
-
-    fed: list[bytes] = []
-    real = util.create_fast_hasher
-
-    class Recording:
-        def __init__(self):
-            self.h = real()
-
-        def update(self, data):
-            fed.append(bytes(data))
-            self.h.update(data)
-
-        def hexdigest(self):
-            return self.h.hexdigest()
-
-        def digest(self):
-            return self.h.digest()
-
-    monkeypatch.setattr(util, "create_fast_hasher", Recording)
 
     def cache_key(settings):
-        top = Recording()
-        hashing.update_hash((settings, 0.0, 0.0), top, CacheType.RESOURCE)
-        return top.hexdigest()
+        return cache_hashes.cache_key(settings, 0.0, 0.0)
 
+    fed = cache_hashes.fed
     one = cache_key(Settings(admin_token=TOKEN))
     assert fed and not any(TOKEN.encode() in chunk for chunk in fed)
     assert one == cache_key(Settings(admin_token=TOKEN))

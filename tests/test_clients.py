@@ -430,37 +430,14 @@ def test_a_pickled_secret_is_withheld():
     assert copy.deepcopy(settings).secret.reveal() == SECRET_TEXT.encode()
 
 
-def test_streamlit_cache_hashing_never_sees_the_secret(monkeypatch):
+def test_streamlit_cache_hashing_never_sees_the_secret(cache_hashes):
     """st.cache_resource hashes its arguments (Settings goes to arena.ui.common._resources):
     every byte string fed to its hashers is recorded; none holds the secret."""
-    from streamlit import util
-    from streamlit.runtime.caching import hashing
-    from streamlit.runtime.caching.cache_type import CacheType
-
-    fed: list[bytes] = []
-    real = util.create_fast_hasher
-
-    class Recording:
-        def __init__(self):
-            self.h = real()
-
-        def update(self, data):
-            fed.append(bytes(data))
-            self.h.update(data)
-
-        def digest(self):
-            return self.h.digest()
-
-        def hexdigest(self):
-            return self.h.hexdigest()
-
-    monkeypatch.setattr(util, "create_fast_hasher", Recording)
 
     def cache_key(settings):
-        top = Recording()
-        hashing.update_hash((settings, 0.0), top, CacheType.RESOURCE)
-        return top.hexdigest()
+        return cache_hashes.cache_key(settings, 0.0)
 
+    fed = cache_hashes.fed
     one = cache_key(Settings(secret=SECRET_TEXT))
     assert fed and not any(SECRET_TEXT.encode() in chunk for chunk in fed)
     assert one == cache_key(Settings(secret=SECRET_TEXT))
