@@ -447,3 +447,48 @@ def test_classify_evaluate_prints_the_scores(capsys):
     assert main(["classify", "--evaluate", str(DATA), "--split", "heldout"]) == 0
     out = capsys.readouterr().out
     assert "macro-F1 over the 8 task categories" in out and "reasoning" in out
+
+
+def test_the_default_screening_reads_only_what_it_leaves_out_on_sqlite(tmp_path, registry):
+    """The default board's screening must not scan every vote (its cost would grow with them):
+    each read finds its votes through an index that holds only those (hidden battles, banned
+    voters, leaks, repeated prompt keys). Checked on the query plans SQLite picks for the
+    statements screen_votes really runs, on a real file with some of each."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    from arena.config import LIMITS, Settings
+    from arena.screened import screen_votes
+    from arena.store import Store, VoteFilter
+
+    path = tmp_path / "plans.db"
+    settings = Settings(db_url=f"sqlite:///{path}", **dict.fromkeys(LIMITS, 0))
+    store = Store.open(settings)
+    picture = image(settings)
+    ids = [
+        play(store, registry, "qwen-vl", "smol", "a", voter=f"v{i % 3}", picture=picture)
+        for i in range(12)
+    ]
+    store.hide(ids[0], "spam", "admin:test")
+    store.ban("v1", "bot", "admin:test")
+    store.set_identity_leaks({ids[2]: "named itself"})
+    statements = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    found = screen_votes(store, VoteFilter(), Screen())
+    assert found.excluded["hidden"] == 1 and found.excluded["identity_leak"] == 1
+    assert found.excluded["banned_voters"] == 4 and found.excluded["duplicates"] == 2
+    raw = sqlite3.connect(path)
+    reads = [(s, p) for s, p in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) >= 4
+    partial = ("ix_votes_identity_leak", "ix_battles_hidden")  # indexes of only the flagged rows
+    for statement, parameters in reads:
+        for *_, detail in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters):
+            whole = detail.startswith(("SCAN votes", "SCAN battles"))
+            assert not whole or detail.endswith(partial), (detail, statement)
+    raw.close()
+    store.engine.dispose()
