@@ -103,7 +103,7 @@ def one_size(db_url: str, votes: int, models: int, work: Path, reuse: bool = Fal
         whole, _ = arena_cli(db_url, "leaderboard", "--style-control", "--json")
         print(f"  whole `leaderboard --style-control --json` process, {run} run: {whole:.2f} s")
     start = time.perf_counter()
-    _, battles, _ = leaderboard._style_scan(store, VoteFilter(), 0)
+    _, battles, _ = leaderboard._style_scan(store, VoteFilter(), 0, np.zeros(0, np.int64))
     scan = time.perf_counter() - start
     times = []
     for _ in range(3):
