@@ -123,10 +123,10 @@ def leaderboard_for(
     unless `ci` says "sandwich". Online Elo is over every vote of the filter in time order on
     both (the style scan reads its votes in no particular order: 30 % faster at a million). An anchor whose model has no votes here is an InputError.
     `maintained=False` scans every vote even where the maintained counts would do (the same
-    board, for comparison). `category` keeps the battles of one category; `screen` says which
+    board, for comparison), the screening's and the category counts' too. `category` keeps the battles of one category; `screen` says which
     votes the screening leaves out (arena.screened; default: the settings' anonymous ranking).
     """
-    categories = store.category_votes(VoteFilter(anonymous_only, since, until))
+    categories = store.category_votes(VoteFilter(anonymous_only, since, until), maintained)
     if category is not None:
         known = {*KNOWN, *categories, *_rule_categories(store)}
         if category not in known:
@@ -138,7 +138,7 @@ def leaderboard_for(
     if screen is None:
         settings = getattr(store, "settings", None)
         screen = Screen.from_settings(settings) if settings is not None else Screen()
-    screened = screen_votes(store, which, screen)
+    screened = screen_votes(store, which, screen, maintained)
     exclude = screened.ids
     # every vote of the filter, in time order: the plain board, and online Elo on any board
     kept = store.maintained(which, screened) if maintained else None

@@ -24,7 +24,7 @@ import numpy as np
 
 from arena.screening import duplicates, voters
 from arena.store import Store, VoteFilter
-from arena.store.screening import VoteRow
+from arena.store.screening import VoteRow, vote_row
 
 DEDUP_RULES = ("cap", "percentile")
 
@@ -115,8 +115,10 @@ _REASONS = {
 }
 
 
-def screen_votes(store: Store, which: VoteFilter, screen: Screen) -> Screened:
-    """Apply the screening rules to the votes that pass the filter."""
+def screen_votes(store: Store, which: VoteFilter, screen: Screen, counted: bool = True) -> Screened:
+    """Apply the screening rules to the votes that pass the filter. `counted=False` reads the
+    prompt keys' frequencies from the votes even where the database counts them (the same
+    result, for comparison)."""
     rows: dict[int, VoteRow] = {}
     excluded: dict[str, int] = {}
 
@@ -134,9 +136,9 @@ def screen_votes(store: Store, which: VoteFilter, screen: Screen) -> Screened:
     if screen.flagged_voters:
         found = {r.id: r for who, keys in flagged.items() for r in store.votes_of(which, who, keys)}
         leave_out("flagged_voters", list(found.values()))
-    cap = _cap(store, which, screen)
+    cap = _cap(store, which, screen, counted)
     if cap:
-        leave_out("duplicates", _duplicates(store, which, cap, screen.seed))
+        leave_out("duplicates", _duplicates(store, which, cap, screen.seed, counted))
     if screen.sample_images:
         leave_out("sample_images", store.sample_votes(which))
     return Screened(rows, excluded, flagged["voter"], flagged["client"], cap or None, screen.key())
@@ -161,18 +163,21 @@ def _flagged(store: Store, which: VoteFilter, who: str) -> list[str]:
     return [names[i] for i in test.flagged_codes()]
 
 
-def _cap(store: Store, which: VoteFilter, screen: Screen) -> int:
+def _cap(store: Store, which: VoteFilter, screen: Screen, counted: bool) -> int:
     if screen.dedup_rule == "percentile":
-        return duplicates.percentile_cap(np.asarray(store.prompt_counts(which), dtype=np.int64))
+        frequencies = store.prompt_frequencies(which, counted)
+        return duplicates.percentile_cap(np.asarray(frequencies, dtype=np.int64))
     return max(screen.dedup_cap, 0)
 
 
-def _duplicates(store: Store, which: VoteFilter, cap: int, seed: int) -> list[VoteRow]:
+def _duplicates(
+    store: Store, which: VoteFilter, cap: int, seed: int, counted: bool
+) -> list[VoteRow]:
     """The votes beyond the cap of each prompt key (a seeded, stable choice of which stay)."""
-    found = store.repeated_prompts(which, cap)
+    found = store.repeated_prompts(which, cap, counted)
     if not found:
         return []
     keys: dict[str, int] = {}
-    codes = np.array([keys.setdefault(k, len(keys)) for _, _, k in found], dtype=np.int64)
-    kept = duplicates.kept(codes, [b for _, b, _ in found], cap, seed)
-    return [row for (row, _, _), keep in zip(found, kept, strict=True) if not keep]
+    codes = np.array([keys.setdefault(row[6], len(keys)) for row in found], dtype=np.int64)
+    kept = duplicates.kept(codes, [row[5] for row in found], cap, seed)
+    return [vote_row(row) for row, keep in zip(found, kept.tolist(), strict=True) if not keep]

@@ -1,6 +1,7 @@
-"""What the database maintains for the leaderboard (migration 0007): after every kind of write
-the triggers' vote_counts equal a full recount, the resumed online Elo equals a full replay float
-for float, and the boards equal those of the vote scan exactly. SQLite and PostgreSQL."""
+"""What the database maintains for the leaderboard (migrations 0007 and 0010): after every kind of
+write the triggers' vote_counts, category_counts and prompt_counts equal a full recount, the
+resumed online Elo equals a full replay float for float, and the boards (with their screening and
+category counts) equal those of the vote scan exactly. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -20,8 +21,17 @@ from arena.kinds import Outcome
 from arena.ratings import elo_loop, online_elo
 from arena.store import Store, VoteFilter, transfer
 from arena.store import engine as eng
+from arena.screened import Screen, screen_votes
 from arena.store.maintained import EloState
-from arena.store.schema import battles, elo_state, vote_counts, votes
+from arena.store.schema import (
+    battle_categories,
+    battles,
+    category_counts,
+    elo_state,
+    prompt_counts,
+    vote_counts,
+    votes,
+)
 from arena.store.transfer import import_file
 from tests.conftest import png_bytes
 from tests.stored import answered_battle, votes_in_order
@@ -46,6 +56,30 @@ def maintained_counts(store) -> dict:
     return {tuple(row[name] for name in KEY): row["votes"] for row in rows}
 
 
+def screening_recounted(store) -> tuple[dict, dict]:
+    """Votes per (mode, category) and per (mode, prompt key), the slow way."""
+    pair = battle_categories.c.battle_id == votes.c.battle_id
+    with store.engine.connect() as conn:
+        categories = conn.execute(
+            select(votes.c.mode, battle_categories.c.category, func.count())
+            .select_from(votes.join(battle_categories, pair))
+            .group_by(votes.c.mode, battle_categories.c.category)
+        ).all()
+        prompts = conn.execute(
+            select(votes.c.mode, votes.c.prompt_key, func.count())
+            .where(votes.c.prompt_key.is_not(None))
+            .group_by(votes.c.mode, votes.c.prompt_key)
+        ).all()
+    return {(m, c): n for m, c, n in categories}, {(m, k): n for m, k, n in prompts}
+
+
+def screening_counts(store) -> tuple[dict, dict]:
+    with store.engine.connect() as conn:
+        categories = conn.execute(select(category_counts)).all()
+        prompts = conn.execute(select(prompt_counts)).all()
+    return {(m, c): n for m, c, n in categories}, {(m, k): n for m, k, n in prompts}
+
+
 def stored_elo(store, kind: str) -> dict | None:
     with store.engine.connect() as conn:
         ratings = conn.execute(select(elo_state.c.ratings).where(elo_state.c.kind == kind)).scalar()
@@ -56,6 +90,14 @@ def assert_maintained(store) -> None:
     """Counts equal a recount; for both kept filters the maintained board equals the scanned
     one exactly, and the stored Elo equals a full replay float for float."""
     assert maintained_counts(store) == recounted(store)
+    assert screening_counts(store) == screening_recounted(store)
+    for anonymous_only in (True, False):  # a low cap and the percentile rule, both ways
+        which = VoteFilter(anonymous_only)
+        for screen in (Screen(dedup_cap=2), Screen(dedup_rule="percentile")):
+            counted = screen_votes(store, which, screen)
+            read = screen_votes(store, which, screen, counted=False)
+            assert (counted.rows, counted.excluded) == (read.rows, read.excluded)
+            assert counted.dedup_cap == read.dedup_cap
     for anonymous_only, kind in ((True, "anonymous"), (False, "all")):
         args = dict(anonymous_only=anonymous_only, bootstrap_rounds=20, seed=7)
         kept = leaderboard.leaderboard_for(store, **args)
@@ -69,13 +111,22 @@ def assert_maintained(store) -> None:
             }
 
 
+CATEGORIES = ["ocr", "charts", "counting", "other"]
+
+
 def app_vote(store, settings, rng: random.Random, mode: str = "anonymous") -> str:
+    """A battle stored as the page stores it, with its prompt key (one of four, so some repeat)
+    and up to two categories, then its vote."""
     a, b = rng.sample(MODELS, 2)
     image = check_image(png_bytes(), settings)
     bid = answered_battle(
         store, mode=mode, model_a=a, model_b=b, image=image, prompt="?", result_a=OK_A,
         result_b=OK_B,
     )  # fmt: skip
+    labels = [(c, "rules") for c in rng.sample(CATEGORIES, rng.randint(0, 2))]
+    store.screen_battle(
+        bid, prompt_key=f"key{rng.randint(0, 3)}", identity_leak=None, categories=labels
+    )
     store.record_vote(bid, rng.choice(list(Outcome)))
     return bid
 
@@ -88,6 +139,7 @@ def import_votes(store, tmp_path, rng: random.Random, n: int, start: float, name
             a, b = rng.choice(MODELS), rng.choice(MODELS)
             row = {"model_a": a, "model_b": b, "winner": rng.choice(LABELS)}
             row |= {"tstamp": start + i + rng.random() / 2, "anony": rng.random() > 0.1}
+            row["categories"] = rng.sample(CATEGORIES, rng.randint(0, 2))
             f.write(json.dumps(row) + "\n")
     import_file(store, path)
 
@@ -136,12 +188,64 @@ def test_a_deleted_vote(store, settings, tmp_path):
 
 
 def test_a_deleted_battle_takes_its_vote_with_it(store, settings):
+    """ON DELETE CASCADE takes the vote and the categories, in either order: the pair is
+    counted off once (PostgreSQL fires cascaded AFTER triggers at the end of the statement, so
+    0010 counts off in BEFORE triggers there)."""
     rng = random.Random(4)
-    ids = [app_vote(store, settings, rng) for _ in range(5)]
+    ids = [app_vote(store, settings, rng) for _ in range(8)]
     assert_maintained(store)
     with store.engine.begin() as conn:  # ON DELETE CASCADE fires the vote's trigger too
         conn.execute(delete(battles).where(battles.c.id == ids[1]))
     assert_maintained(store)
+    with store.engine.begin() as conn:  # several battles in one statement
+        conn.execute(delete(battles).where(battles.c.id.in_(ids[2:6])))
+    assert_maintained(store)
+
+
+def test_relabelled_and_removed_categories_keep_the_counts(store, settings):
+    """Categories change after the vote: a classifier's relabel, a replacement, a battle that
+    loses them all, rows deleted and changed behind the app."""
+    rng = random.Random(14)
+    ids = [app_vote(store, settings, rng) for _ in range(8)]
+    app_vote(store, settings, rng, mode="named")
+    unvoted = answered_battle(
+        store, mode="anonymous", model_a="m0", model_b="m1", image=check_image(png_bytes(), settings),
+        prompt="?", result_a=OK_A, result_b=OK_B,
+    )  # fmt: skip
+    assert_maintained(store)
+    store.relabel(ids[0], [("charts", "model:x"), ("ocr", "model:x")], keep=("other",))
+    store.set_categories({ids[1]: [], ids[2]: [("counting", "rules")], unvoted: [("ocr", "r")]})
+    assert_maintained(store)
+    with store.engine.begin() as conn:
+        conn.execute(delete(battle_categories).where(battle_categories.c.battle_id == ids[3]))
+        conn.execute(
+            update(battle_categories)
+            .where(battle_categories.c.battle_id == ids[4])
+            .values(category="reasoning")
+        )
+    assert_maintained(store)
+    with store.engine.begin() as conn:  # the unvoted battle's category counts once it has a vote
+        conn.execute(update(votes).where(votes.c.battle_id == ids[5]).values(prompt_key=None))
+    store.record_vote(unvoted, Outcome.A)
+    assert_maintained(store)
+
+
+def test_a_dataset_import_counts_its_categories_and_prompt_keys(store, settings, tmp_path):
+    """The dataset round trip: the export of app battles imported into this database again
+    (a dataset import stores prompts, so its battles carry prompt keys)."""
+    from arena.store.dataset import export_dataset
+    from arena.store.dataset_import import import_dataset
+
+    rng = random.Random(15)
+    for _ in range(6):
+        app_vote(store, settings, rng)
+    app_vote(store, settings, rng, mode="named")
+    out = tmp_path / "battles.parquet"
+    export_dataset(store, out)
+    assert import_dataset(store, out) == 7
+    assert_maintained(store)
+    _, prompts = screening_counts(store)
+    assert sum(prompts.values()) == 14  # every vote, its key counted twice over
 
 
 @pytest.mark.parametrize(
@@ -151,6 +255,7 @@ def test_a_deleted_battle_takes_its_vote_with_it(store, settings):
         {"model_a": "m-new"},
         {"mode": "named"},
         {"created_at": datetime(2023, 6, 1, tzinfo=UTC)},  # same counts, another Elo order
+        {"prompt_key": "k-new"},
     ],
 )
 def test_an_updated_vote(store, settings, tmp_path, change):
@@ -201,6 +306,27 @@ def votes_at_0006(engine, rng: random.Random, n: int, start: float, prefix: str)
         )
 
 
+def test_the_screening_counts_migration_counts_what_is_stored(db_url, settings):
+    """Battles voted at revision 0009 (before 0010's triggers), then the upgrade fills the
+    counts; down and up again."""
+    engine = eng.make_engine(db_url)
+    eng.upgrade(engine, "0009")
+    store = Store(engine, settings)
+    rng = random.Random(16)
+    for _ in range(6):
+        app_vote(store, settings, rng)
+    app_vote(store, settings, rng, mode="named")
+    eng.upgrade(engine, "head")
+    categories, prompts = screening_counts(store)
+    assert sum(prompts.values()) == 7 and categories
+    assert_maintained(store)
+    eng.upgrade(engine, "0009")
+    app_vote(store, settings, rng)
+    eng.upgrade(engine, "head")
+    assert_maintained(store)
+    engine.dispose()
+
+
 def test_the_migration_counts_the_stored_votes(db_url, settings, tmp_path):
     engine = eng.make_engine(db_url)
     eng.upgrade(engine, "0006")
@@ -218,11 +344,14 @@ def test_the_migration_counts_the_stored_votes(db_url, settings, tmp_path):
 
 def test_recount_repairs_counts_changed_behind_the_triggers(store, settings, tmp_path):
     import_votes(store, tmp_path, random.Random(9), 100, PAST, "votes")
+    app_vote(store, settings, random.Random(9))
     leaderboard.leaderboard_for(store, bootstrap_rounds=0)
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM vote_counts"))
         conn.execute(text("INSERT INTO vote_counts VALUES ('anonymous', 'x', 'y', 'a', 5)"))
-    assert store.recount() == 100
+        conn.execute(text("DELETE FROM prompt_counts"))
+        conn.execute(text("UPDATE category_counts SET votes = votes + 3"))
+    assert store.recount() == 101
     assert stored_elo(store, "anonymous") is None
     assert_maintained(store)
 
@@ -339,12 +468,12 @@ def test_an_app_vote_does_not_wait_for_an_import_on_the_same_pair(pg_store, tmp_
     monkeypatch.setattr(transfer, "_write_chunk", pausing)
     path = tmp_path / "all-pairs.jsonl"
     rows = [
-        {"model_a": a, "model_b": b, "winner": w}
+        {"model_a": a, "model_b": b, "winner": w, "categories": CATEGORIES}
         for a in MODELS
         for b in MODELS
         for w in LABELS
         if a != b
-    ]  # every pair and outcome, so the app vote's vote_counts row is one the import wrote
+    ]  # every pair, outcome and category: the app vote's count rows are ones the import wrote
     path.write_text("".join(json.dumps(row) + "\n" for row in rows * 2))
     errors = []
     importer = threading.Thread(target=lambda: _run(errors, import_file, store, path))
@@ -360,6 +489,37 @@ def test_an_app_vote_does_not_wait_for_an_import_on_the_same_pair(pg_store, tmp_
     assert not errors, errors
     assert_maintained(store)
     assert maintained_counts(store) == recounted(store)
+
+
+@pytest.mark.postgres
+def test_a_vote_and_a_relabel_of_its_battle_at_once_count_the_pair_once(pg_store):
+    """Two transactions, one adding a category to a battle and one storing the battle's vote:
+    neither sees the other's uncommitted row, so without 0010's lock on the battle row each
+    would leave the pair to the other and it would never be counted. The vote waits for the
+    relabel to commit, then counts the category."""
+    store, rng = pg_store, random.Random(17)
+    settings = store.settings
+    app_vote(store, settings, rng)
+    bid = answered_battle(
+        store, mode="anonymous", model_a="m0", model_b="m1", image=check_image(png_bytes(), settings),
+        prompt="?", result_a=OK_A, result_b=OK_B,
+    )  # fmt: skip
+    errors: list = []
+    voter = threading.Thread(target=lambda: _run(errors, store.record_vote, bid, Outcome.B))
+    with store.write_engine.connect() as conn:
+        tx = conn.begin()
+        conn.execute(
+            battle_categories.insert().values(battle_id=bid, category="charts", source="model:x")
+        )
+        voter.start()
+        voter.join(1.0)
+        assert voter.is_alive(), "the vote did not wait for the relabel of its battle"
+        tx.commit()
+    voter.join(30)
+    assert not errors, errors
+    categories, _ = screening_counts(store)
+    assert categories.get(("anonymous", "charts"), 0) >= 1
+    assert_maintained(store)
 
 
 def _run(errors: list, fn, *args) -> None:

@@ -118,8 +118,7 @@ def import_dataset(
                     written += _write_chunk(conn, chunk, prefix, written, source, stored)
                     for row in chunk:
                         if row.vote["outcome"] is not None:
-                            v = row.vote
-                            counted[v["mode"], v["model_a"], v["model_b"], v["outcome"]] += 1
+                            counted.add(row.vote, row.vote["categories"])
                 if progress:
                     progress(batch.num_rows)
             if problems:

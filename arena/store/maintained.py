@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -31,7 +31,15 @@ from arena.store import engine as eng
 from arena.store import statements
 from arena.store.driver import DriverStatement
 from arena.store.reads import _FETCH, VoteFilter, _Codes, utc, without
-from arena.store.schema import elo_state, vote_counts, vote_edits, votes
+from arena.store.schema import (
+    battle_categories,
+    category_counts,
+    elo_state,
+    prompt_counts,
+    vote_counts,
+    vote_edits,
+    votes,
+)
 
 log = logging.getLogger(__name__)
 SAVE_WAIT_MS = 200  # SQLite: how long saving a state waits for the write lock before giving up
@@ -41,7 +49,7 @@ def kind(which: VoteFilter, screened=None) -> str | None:
     """The elo_state row of a filter, or None where nothing is maintained (a date or category
     filter). A screened board that leaves votes out (arena.screened.Screened) has its own row
     per screening options."""
-    if which.since is not None or which.until is not None or which.category is not None:
+    if not which.counted:
         return None
     base = "anonymous" if which.anonymous_only else "all"
     return f"{base}:{screened.key}" if _leaves_out(screened) else base
@@ -330,23 +338,41 @@ def _save_statement(engine: Engine) -> DriverStatement:
     return _SAVE[name]
 
 
-DEFER_SETTING = "arena.defer_vote_counts"  # migration 0007's insert trigger skips while 'on'
+DEFER_SETTING = "arena.defer_vote_counts"  # migrations 0007's and 0010's insert triggers skip
+
+
+@dataclass
+class Deferred:
+    """A bulk writer's own votes, counted as it writes them (deferred_counts adds them up)."""
+
+    votes: Counter = field(default_factory=Counter)  # (mode, model_a, model_b, outcome)
+    categories: Counter = field(default_factory=Counter)  # (mode, category)
+    prompts: Counter = field(default_factory=Counter)  # (mode, prompt key)
+
+    def add(self, vote: dict, categories: Iterable[str] = ()) -> None:
+        """One vote row as written (mode, model_a, model_b, outcome, prompt_key) and the
+        categories its battle is written with."""
+        mode = vote["mode"]
+        self.votes[mode, vote["model_a"], vote["model_b"], vote["outcome"]] += 1
+        for category in categories:
+            self.categories[mode, category] += 1
+        if vote.get("prompt_key") is not None:
+            self.prompts[mode, vote["prompt_key"]] += 1
 
 
 @contextmanager
-def deferred_counts(conn) -> Iterator[Counter]:
-    """PostgreSQL, inside a bulk writer's transaction: the insert trigger stops counting the votes
-    this transaction inserts; the caller adds each vote's (mode, model_a, model_b, outcome) to
-    the Counter it gets, and they are upserted in one statement at the end, in key order, so
-    vote_counts' rows stay locked for a moment rather than the whole import. SQLite (one writer
-    at a time anyway) keeps counting in its triggers; the Counter is ignored there."""
-    counted: Counter = Counter()
+def deferred_counts(conn) -> Iterator[Deferred]:
+    """PostgreSQL, inside a bulk writer's transaction: the insert triggers stop counting what
+    this transaction inserts (its votes, and its battles' categories); the caller adds each vote
+    to the Deferred it gets, and the counts are upserted at the end, a statement per table in key
+    order, so the count rows stay locked for a moment rather than the whole import. The writer
+    must insert only new battles (their categories have no vote but its own). SQLite (one writer
+    at a time anyway) keeps counting in its triggers; the Deferred is ignored there."""
+    counted = Deferred()
     postgres = (
         conn.dialect.name == "postgresql"
         and conn.execute(
-            text(
-                "SELECT to_regclass('vote_counts') IS NOT NULL"
-            )  # a database before 0007: no counts
+            text("SELECT to_regclass('vote_counts') IS NOT NULL")  # before 0007: no counts
         ).scalar_one()
     )
     if postgres:
@@ -355,29 +381,61 @@ def deferred_counts(conn) -> Iterator[Counter]:
     if not postgres:
         return
     conn.execute(text(f"SELECT set_config('{DEFER_SETTING}', 'off', true)"))
-    if counted:
-        conn.execute(
-            statements.add_vote_counts(),
-            [
-                {"mode": m, "model_a": a, "model_b": b, "outcome": o, "votes": n}
-                for (m, a, b, o), n in sorted(counted.items())
-            ],
-        )
+    screening = conn.execute(text("SELECT to_regclass('category_counts') IS NOT NULL")).scalar()
+    tables = [(vote_counts, counted.votes)]
+    if screening:  # 0010's tables
+        tables += [(category_counts, counted.categories), (prompt_counts, counted.prompts)]
+    for table, found in tables:
+        if found:
+            key = [c.name for c in table.primary_key.columns]
+            conn.execute(
+                statements.add_counts(table),
+                [{**dict(zip(key, k, strict=True)), "votes": n} for k, n in sorted(found.items())],
+            )
 
 
 def recount(engine: Engine) -> int:
-    """Count vote_counts again from the votes (after an edit that bypassed the triggers, such as
-    a TRUNCATE or a restore with triggers off) and drop every Elo state; the number of votes.
-    Writers wait meanwhile (PostgreSQL: a SHARE lock on votes; SQLite: the write lock)."""
+    """Count vote_counts, category_counts and prompt_counts again from the votes and their
+    battles' categories (after an edit that bypassed the triggers, such as a TRUNCATE or a
+    restore with triggers off) and drop every Elo state; the number of votes. Writers wait
+    meanwhile (PostgreSQL: SHARE locks on votes and battle_categories; SQLite: the write lock)."""
     key = [vote_counts.c[name] for name in ("mode", "model_a", "model_b", "outcome")]
     counted = select(*[votes.c[c.name] for c in key], func.count()).group_by(
         *[votes.c[c.name] for c in key]
     )
     with eng.write_engine(engine).begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("LOCK TABLE votes IN SHARE MODE"))
+            conn.execute(text("LOCK TABLE votes, battle_categories IN SHARE MODE"))
         conn.execute(delete(vote_counts))
         conn.execute(insert(vote_counts).from_select([*key, vote_counts.c.votes], counted))
+        conn.execute(delete(category_counts))
+        conn.execute(
+            insert(category_counts).from_select(["mode", "category", "votes"], _category_recount())
+        )
+        conn.execute(delete(prompt_counts))
+        conn.execute(
+            insert(prompt_counts).from_select(["mode", "prompt_key", "votes"], _prompt_recount())
+        )
         conn.execute(update(vote_edits).values(edits=vote_edits.c.edits + 1))
         conn.execute(delete(elo_state))
         return int(conn.execute(select(func.coalesce(func.sum(vote_counts.c.votes), 0))).scalar())
+
+
+def _category_recount():
+    """The votes per (mode, category) of their battles, from the votes."""
+    return (
+        select(votes.c.mode, battle_categories.c.category, func.count())
+        .select_from(
+            votes.join(battle_categories, battle_categories.c.battle_id == votes.c.battle_id)
+        )
+        .group_by(votes.c.mode, battle_categories.c.category)
+    )
+
+
+def _prompt_recount():
+    """The votes per (mode, prompt key), from the votes."""
+    return (
+        select(votes.c.mode, votes.c.prompt_key, func.count())
+        .where(votes.c.prompt_key.is_not(None))
+        .group_by(votes.c.mode, votes.c.prompt_key)
+    )

@@ -60,6 +60,12 @@ class VoteFilter:
             )
         return and_(True, *conds)
 
+    @property
+    def counted(self) -> bool:
+        """Whether the database keeps this filter's counts (arena.store.maintained): no dates and
+        no category, so only the mode is filtered."""
+        return self.since is None and self.until is None and self.category is None
+
     def values(self) -> dict:
         return {
             name: getattr(self, name)

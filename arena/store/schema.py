@@ -22,7 +22,7 @@ from sqlalchemy import (
 from arena.style import COUNTS
 
 metadata = MetaData()
-REVISION = "0009"  # the latest migration, which these tables match (tests check both)
+REVISION = "0010"  # the latest migration, which these tables match (tests check both)
 
 
 def style_columns() -> list[Column]:
@@ -165,6 +165,25 @@ vote_counts = Table(
     Column("model_b", String(200), primary_key=True),
     Column("outcome", String(16), primary_key=True),
     Column("votes", Integer, nullable=False),
+)
+
+# Kept by the database (migration 0010's triggers on votes and battle_categories): the votes per
+# (mode, category) of their battle, and per (mode, prompt key), a row gone at 0. The screening of a
+# board without dates reads these instead of every vote (arena.store.screening).
+category_counts = Table(
+    "category_counts",
+    metadata,
+    Column("mode", String(16), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("votes", Integer, nullable=False),
+)
+prompt_counts = Table(
+    "prompt_counts",
+    metadata,
+    Column("mode", String(16), primary_key=True),
+    Column("prompt_key", String(32), primary_key=True),
+    Column("votes", Integer, nullable=False),
+    Index("ix_prompt_counts_votes", "votes"),  # the keys over the duplicates cap
 )
 
 # One row (id 1): how many stored votes were deleted or changed since the migration (triggers

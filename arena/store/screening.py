@@ -17,9 +17,19 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
-from arena.kinds import Outcome
+from arena.kinds import Mode, Outcome
+from arena.store.driver import DriverStatement
 from arena.store.reads import VoteFilter, utc
-from arena.store.schema import banned_voters, battle_categories, battles, images, turns, votes
+from arena.store.schema import (
+    banned_voters,
+    battle_categories,
+    battles,
+    category_counts,
+    images,
+    prompt_counts,
+    turns,
+    votes,
+)
 
 WHO = {"voter": votes.c.voter_id, "client": votes.c.client_key}
 # a or b, between two different models (a self-battle compares nothing)
@@ -44,8 +54,24 @@ class VoteRow:
 _ROW = (votes.c.id, votes.c.created_at, votes.c.model_a, votes.c.model_b, votes.c.outcome)
 
 
+def vote_row(raw: tuple) -> VoteRow:
+    """A VoteRow from the driver's (id, created_at, model_a, model_b, outcome, ...) row."""
+    i, at, a, b, o = raw[:5]
+    return VoteRow(
+        i, utc(datetime.fromisoformat(at) if isinstance(at, str) else at), a, b, Outcome(o)
+    )
+
+
+def _driver_rows(conn: Connection, query, values: dict) -> list[tuple]:
+    """The query's rows as the driver gives them (SQLite: times as ISO text), without
+    SQLAlchemy's per-row result processing: several times cheaper per row, and a screening read
+    may return one row per left-out vote."""
+    statement = DriverStatement(query, conn.dialect)
+    return conn.exec_driver_sql(statement.sql, statement.params(values)).all()
+
+
 def _vote_rows(conn: Connection, query, values: dict) -> list[VoteRow]:
-    return [VoteRow(i, utc(at), a, b, Outcome(o)) for i, at, a, b, o in conn.execute(query, values)]
+    return [vote_row(raw) for raw in _driver_rows(conn, query, values)]
 
 
 # ----- writes ---------------------------------------------------------------------------------
@@ -152,8 +178,14 @@ def banned_votes(conn: Connection, which: VoteFilter) -> list[VoteRow]:
     return _vote_rows(conn, query, which.values())
 
 
-def category_votes(conn: Connection, which: VoteFilter) -> dict[str, int]:
-    """Votes per category over the filter ({category: votes})."""
+def category_votes(conn: Connection, which: VoteFilter, counted: bool = True) -> dict[str, int]:
+    """Votes per category over the filter ({category: votes}): from category_counts where the
+    filter is one the database counts (and `counted`), else from the votes."""
+    if counted and which.counted:
+        query = _by_mode(
+            select(category_counts.c.category, func.sum(category_counts.c.votes)), which
+        ).group_by(category_counts.c.category)
+        return {c: int(n) for c, n in conn.execute(query) if n}
     query = (
         select(battle_categories.c.category, func.count())
         .select_from(
@@ -173,27 +205,55 @@ def sample_votes(conn: Connection, which: VoteFilter) -> list[VoteRow]:
     return _vote_rows(conn, select(*_ROW).where(which.condition(), on_sample), which.values())
 
 
-def repeated_prompts(
-    conn: Connection, which: VoteFilter, cap: int
-) -> list[tuple[VoteRow, str, str]]:
-    """The filtered votes whose prompt key has more than `cap` of them: (vote, battle id, key)."""
-    heavy = (
+def _by_mode(query, which: VoteFilter, table=category_counts):
+    return query.where(table.c.mode == Mode.ANONYMOUS.value) if which.anonymous_only else query
+
+
+def _heavy_keys(which: VoteFilter, cap: int, counted: bool):
+    """The prompt keys with more than `cap` filtered votes. From prompt_counts where the database
+    counts the filter: ix_prompt_counts_votes finds the keys over the cap (over all modes, a key
+    over the cap has more than cap // 2 votes in one of them), so this reads no vote."""
+    if counted and which.counted:
+        if which.anonymous_only:
+            return _by_mode(select(prompt_counts.c.prompt_key), which, prompt_counts).where(
+                prompt_counts.c.votes > cap
+            )
+        candidates = select(prompt_counts.c.prompt_key).where(prompt_counts.c.votes > cap // 2)
+        return (
+            select(prompt_counts.c.prompt_key)
+            .where(prompt_counts.c.prompt_key.in_(candidates))
+            .group_by(prompt_counts.c.prompt_key)
+            .having(func.sum(prompt_counts.c.votes) > cap)
+        )
+    return (
         select(votes.c.prompt_key)
         .where(which.condition(), votes.c.prompt_key.is_not(None))
         .group_by(votes.c.prompt_key)
         .having(func.count() > cap)
     )
+
+
+def repeated_prompts(
+    conn: Connection, which: VoteFilter, cap: int, counted: bool = True
+) -> list[tuple]:
+    """The filtered votes whose prompt key has more than `cap` of them, as the driver gives them:
+    (id, created_at, model_a, model_b, outcome, battle id, key); vote_row() makes a VoteRow of
+    one (only the left-out ones need it). `counted=False` finds the keys from the votes even
+    where prompt_counts would do."""
+    heavy = _heavy_keys(which, cap, counted)
     query = select(*_ROW, votes.c.battle_id, votes.c.prompt_key).where(
         which.condition(), votes.c.prompt_key.in_(heavy)
     )
-    return [
-        (VoteRow(i, utc(at), a, b, Outcome(o)), battle, key)
-        for i, at, a, b, o, battle, key in conn.execute(query, which.values())
-    ]
+    return _driver_rows(conn, query, which.values())
 
 
-def prompt_counts(conn: Connection, which: VoteFilter) -> list[int]:
-    """How many filtered votes each prompt key has (FastChat's percentile rule reads these)."""
+def prompt_frequencies(conn: Connection, which: VoteFilter, counted: bool = True) -> list[int]:
+    """How many filtered votes each prompt key has (FastChat's percentile rule reads these):
+    from prompt_counts where the database counts the filter (a row per key, not per vote)."""
+    if counted and which.counted:
+        total = func.sum(prompt_counts.c.votes)
+        query = _by_mode(select(total), which, prompt_counts).group_by(prompt_counts.c.prompt_key)
+        return [int(n) for (n,) in conn.execute(query)]
     query = (
         select(func.count())
         .where(which.condition(), votes.c.prompt_key.is_not(None))
@@ -243,7 +303,9 @@ def votes_of(conn: Connection, which: VoteFilter, who: str, keys: Sequence[str])
     if not keys:
         return []
     query = select(*_ROW).where(which.condition(), WHO[who].in_(bindparam("keys", expanding=True)))
-    return _vote_rows(conn, query, {**which.values(), "keys": list(keys)})
+    # an expanding IN is rendered per call by SQLAlchemy: not a driver statement
+    found = conn.execute(query, {**which.values(), "keys": list(keys)})
+    return [VoteRow(i, utc(at), a, b, Outcome(o)) for i, at, a, b, o in found]
 
 
 def battles_after(conn: Connection, after: str | None, limit: int, anonymous_only: bool):

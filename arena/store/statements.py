@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     bindparam,
     exists,
     func,
@@ -31,7 +32,6 @@ from arena.store.schema import (
     elo_state,
     images,
     turns,
-    vote_counts,
     votes,
 )
 from arena.style import COUNTS
@@ -234,12 +234,11 @@ def save_elo_state(dialect: str):
     )
 
 
-def add_vote_counts():
-    """PostgreSQL: add `votes` to a (mode, model_a, model_b, outcome) row of vote_counts (an
-    import's own counts, arena.store.maintained.deferred_counts)."""
-    row = {c: bindparam(c) for c in ("mode", "model_a", "model_b", "outcome", "votes")}
-    upsert = postgresql.insert(vote_counts).values(row)
+def add_counts(table: Table):
+    """PostgreSQL: add `votes` to a row of a maintained count table (vote_counts, category_counts,
+    prompt_counts): an import's own counts, arena.store.maintained.deferred_counts."""
+    key = [c.name for c in table.primary_key.columns]
+    upsert = postgresql.insert(table).values({c: bindparam(c) for c in (*key, "votes")})
     return upsert.on_conflict_do_update(
-        index_elements=["mode", "model_a", "model_b", "outcome"],
-        set_={"votes": vote_counts.c.votes + upsert.excluded.votes},
+        index_elements=key, set_={"votes": table.c.votes + upsert.excluded.votes}
     )

@@ -321,11 +321,11 @@ class Store:
     def sample_votes(self, which: reads.VoteFilter):
         return self._read(screening.sample_votes, which)
 
-    def repeated_prompts(self, which: reads.VoteFilter, cap: int):
-        return self._read(screening.repeated_prompts, which, cap)
+    def repeated_prompts(self, which: reads.VoteFilter, cap: int, counted: bool = True):
+        return self._read(screening.repeated_prompts, which, cap, counted)
 
-    def prompt_counts(self, which: reads.VoteFilter) -> list[int]:
-        return self._read(screening.prompt_counts, which)
+    def prompt_frequencies(self, which: reads.VoteFilter, counted: bool = True) -> list[int]:
+        return self._read(screening.prompt_frequencies, which, counted)
 
     def decisive_shares(self, which: reads.VoteFilter):
         return self._read(screening.decisive_shares, which)
@@ -336,8 +336,8 @@ class Store:
     def votes_of(self, which: reads.VoteFilter, who: str, keys):
         return self._read(screening.votes_of, which, who, keys)
 
-    def category_votes(self, which: reads.VoteFilter) -> dict[str, int]:
-        return self._read(screening.category_votes, which)
+    def category_votes(self, which: reads.VoteFilter, counted: bool = True) -> dict[str, int]:
+        return self._read(screening.category_votes, which, counted)
 
     def model_stats(self) -> dict[str, model_stats.ModelStats]:
         """Per model: answers served, median time to first token and tokens/s, votes."""

@@ -251,7 +251,7 @@ def import_file(
                 if problems:
                     continue  # the import fails: check the rest, write nothing more
                 chunk.append(row)
-                counted[row["mode"], row["model_a"], row["model_b"], row["outcome"]] += 1
+                counted.add(row, row["categories"])
                 if len(chunk) == _CHUNK:
                     written += _write_chunk(conn, chunk, prefix, written, source)
                     chunk = []
