@@ -19,9 +19,9 @@ from arena.config import LIMITS, Settings
 from arena.images import check_image
 from arena.kinds import Outcome
 from arena.ratings import elo_loop, online_elo
+from arena.screened import Screen, screen_votes
 from arena.store import Store, VoteFilter, transfer
 from arena.store import engine as eng
-from arena.screened import Screen, screen_votes
 from arena.store.maintained import EloState
 from arena.store.schema import (
     battle_categories,

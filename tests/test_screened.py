@@ -449,18 +449,19 @@ def test_classify_evaluate_prints_the_scores(capsys):
     assert "macro-F1 over the 8 task categories" in out and "reasoning" in out
 
 
-def test_the_default_screening_reads_only_what_it_leaves_out_on_sqlite(tmp_path, registry):
-    """The default board's screening must not scan every vote (its cost would grow with them):
-    each read finds its votes through an index that holds only those (hidden battles, banned
-    voters, leaks, repeated prompt keys). Checked on the query plans SQLite picks for the
-    statements screen_votes really runs, on a real file with some of each."""
+def test_the_default_board_reads_no_vote_it_keeps_on_sqlite(tmp_path, registry):
+    """The default board's reads must not scan every vote (their cost would grow with them):
+    the screening finds its votes through indexes that hold only those (hidden battles, banned
+    voters, leaks) or through the maintained counts (repeated prompt keys, categories), and the
+    page's style check through the index of styled votes. Checked on the query plans SQLite
+    picks for the statements really run, on a real file with some of each (the counts and Elo
+    reads on the DBAPI cursor are the maintained path's, tested in test_maintained_counts)."""
     import sqlite3
 
     from sqlalchemy import event
 
     from arena.config import LIMITS, Settings
-    from arena.screened import screen_votes
-    from arena.store import Store, VoteFilter
+    from arena.store import Store
 
     path = tmp_path / "plans.db"
     settings = Settings(db_url=f"sqlite:///{path}", **dict.fromkeys(LIMITS, 0))
@@ -479,16 +480,17 @@ def test_the_default_screening_reads_only_what_it_leaves_out_on_sqlite(tmp_path,
     def grab(conn, cursor, statement, parameters, context, executemany):
         statements.append((statement, parameters))
 
-    found = screen_votes(store, VoteFilter(), Screen())
+    found = board(store).screened
+    assert store.has_style()
     assert found.excluded["hidden"] == 1 and found.excluded["identity_leak"] == 1
     assert found.excluded["banned_voters"] == 4 and found.excluded["duplicates"] == 2
     raw = sqlite3.connect(path)
     reads = [(s, p) for s, p in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(reads) >= 4
-    partial = ("ix_votes_identity_leak", "ix_battles_hidden")  # indexes of only the flagged rows
+    assert len(reads) >= 6
+    partial = ("ix_votes_identity_leak", "ix_battles_hidden", "ix_votes_styled")  # only those
     for statement, parameters in reads:
         for *_, detail in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters):
-            whole = detail.startswith(("SCAN votes", "SCAN battles"))
+            whole = detail.startswith(("SCAN votes", "SCAN battles", "SCAN battle_categories"))
             assert not whole or detail.endswith(partial), (detail, statement)
     raw.close()
     store.engine.dispose()

@@ -185,7 +185,8 @@ def scan_style(
 
 
 def has_style(engine: Engine) -> bool:
-    """Whether any stored vote carries style counts."""
+    """Whether any stored vote carries style counts (ix_votes_styled holds only those, so this
+    reads no vote when none does)."""
     query = select(votes.c.id).where(votes.c.style_tokens_a.is_not(None)).limit(1)
     with engine.connect() as conn:
         return conn.execute(query).first() is not None

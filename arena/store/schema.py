@@ -138,6 +138,12 @@ votes = Table(
         sqlite_where=text("identity_leak"),
         postgresql_where=text("identity_leak"),
     ),  # few votes are flagged: the index holds only those
+    Index(
+        "ix_votes_styled",
+        "id",
+        sqlite_where=text("style_tokens_a IS NOT NULL"),
+        postgresql_where=text("style_tokens_a IS NOT NULL"),
+    ),  # whether any vote carries style counts, without a scan of them all (migration 0010)
 )
 
 # A battle's task categories (arena.categories): one row per category, with who assigned it

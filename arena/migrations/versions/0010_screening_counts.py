@@ -1,7 +1,9 @@
 """The screening's counts kept by the database, so that a default board's screening reads no more
 than the votes it leaves out: category_counts holds the votes per (mode, category) of their
 battle (the page's category list and every board's category_votes), prompt_counts the votes per
-(mode, prompt key) (which prompts are repeated beyond the duplicates cap).
+(mode, prompt key) (which prompts are repeated beyond the duplicates cap). And ix_votes_styled,
+a partial index of the votes that carry style counts: the page asks whether any does on every
+open, which without it scanned every vote when none did.
 
 A vote counts under each category its battle has, so both tables that hold a side of that pair
 have triggers: a vote counts the categories its battle has when it arrives, a category counts the
@@ -32,6 +34,7 @@ branch_labels = None
 depends_on = None
 
 DEFER_SETTING = "arena.defer_vote_counts"  # 0007's flag: an import counts its own votes
+_STYLED = sa.text("style_tokens_a IS NOT NULL")
 
 
 def _sqlite_vote(side: str, sign: str) -> str:
@@ -250,6 +253,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("mode", "prompt_key", name="pk_prompt_counts"),
     )
     op.create_index("ix_prompt_counts_votes", "prompt_counts", ["votes"])
+    op.create_index(
+        "ix_votes_styled", "votes", ["id"], sqlite_where=_STYLED, postgresql_where=_STYLED
+    )
     for statement in POSTGRESQL if op.get_bind().dialect.name == "postgresql" else SQLITE:
         op.execute(statement)
     for statement in FILL:
@@ -263,6 +269,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER {name}" + (f" ON {table}" if postgresql else ""))
             if postgresql:
                 op.execute(f"DROP FUNCTION {name}()")
+    op.drop_index("ix_votes_styled", table_name="votes")
     op.drop_index("ix_prompt_counts_votes", table_name="prompt_counts")
     op.drop_table("prompt_counts")
     op.drop_table("category_counts")
