@@ -14,7 +14,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 
 from arena.errors import RatingsError
-from arena.ratings.counts import PairCounts, _wins
+from arena.ratings.counts import PairCounts
 
 SCALE = 400.0
 BASE = 10.0
@@ -62,48 +62,76 @@ def laplacian(weights: np.ndarray) -> np.ndarray:
     return np.diag(sym.sum(axis=1)) - sym
 
 
-def _loglik(wins: np.ndarray, theta: np.ndarray) -> float:
-    return -float(np.sum(wins * np.logaddexp(0.0, theta[None, :] - theta[:, None])))
+def _loglik(wins: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Log-likelihood of each stacked fit: wins (..., n, n), theta (..., n) -> shape (...)."""
+    gap = theta[..., None, :] - theta[..., :, None]
+    return -np.sum(wins * np.logaddexp(0.0, gap), axis=(-2, -1))
 
 
 def _gradient(wins: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient of the log-likelihood and the win probabilities p[i, j] behind it."""
-    p = expit(theta[:, None] - theta[None, :])
-    return (wins * p.T - wins.T * p).sum(axis=1), p  # no cancellation between large sums
+    """Gradient of the log-likelihood and the win probabilities p[..., i, j] behind it."""
+    p = expit(theta[..., :, None] - theta[..., None, :])
+    flip = np.swapaxes
+    grad = (wins * flip(p, -1, -2) - flip(wins, -1, -2) * p).sum(axis=-1)  # no cancellation
+    return grad, p
 
 
 def _newton(wins, groups, theta=None, tol=1e-10, max_iter=100) -> np.ndarray:
-    """Maximise the Bradley-Terry log-likelihood in natural-log units (damped Newton).
+    """Maximise the Bradley-Terry log-likelihood in natural-log units (damped Newton): one fit
+    (wins n x n) or a stack of them at once (wins (rounds, n, n): the bootstrap), each from
+    `theta` (default 0).
 
     The Hessian is singular along "shift every model of a group"; adding J/n per group makes it
-    definite and keeps each group's mean where it started (0 from a cold start). Stops after a
-    step below `tol`, or once the Newton decrement (what a full step would still gain) is below
-    the resolution of the log-likelihood: converged to working precision.
+    definite and keeps each group's mean where it started (0 from a cold start). A fit stops
+    after a step below `tol`, or once the Newton decrement (what a full step would still gain) is
+    below the resolution of the log-likelihood: converged to working precision.
     """
-    games = wins + wins.T
+    single = wins.ndim == 2
+    wins = wins[None] if single else wins
+    rounds, n = wins.shape[0], wins.shape[-1]
+    games = wins + np.swapaxes(wins, -1, -2)
     same = groups[:, None] == groups[None, :]
-    definite = same / same.sum(axis=1, keepdims=True) + 1e-9 * np.eye(len(wins))
-    theta = np.zeros(len(wins)) if theta is None else theta.copy()
+    definite = same / same.sum(axis=1, keepdims=True) + 1e-9 * np.eye(n)
+    start = np.zeros(n) if theta is None else theta
+    thetas = np.array(np.broadcast_to(start, (rounds, n)))
+    active = np.arange(rounds)
+    diagonal = np.arange(n)
     for _ in range(max_iter):
-        grad, p = _gradient(wins, theta)
-        w = games * p * p.T
-        step = np.linalg.solve(np.diag(w.sum(axis=1)) - w + definite, grad)
-        step *= min(1.0, 5.0 / max(np.abs(step).max(initial=0), 1e-300))  # at most 870 points
-        ll = _loglik(wins, theta)
-        t = _step_length(wins, theta, step, ll)
-        theta = theta + t * step
-        if t * np.abs(step).max(initial=0) < tol or grad @ step <= 1e-13 * abs(ll):
-            return theta
+        w_, th = wins[active], thetas[active]
+        grad, p = _gradient(w_, th)
+        w = games[active] * p * np.swapaxes(p, -1, -2)
+        hessian = definite - w
+        hessian[:, diagonal, diagonal] += w.sum(axis=-1)
+        step = np.linalg.solve(hessian, grad[..., None])[..., 0]
+        biggest = np.abs(step).max(axis=-1, initial=0)
+        step *= np.minimum(1.0, 5.0 / np.maximum(biggest, 1e-300))[:, None]  # <= 870 points
+        ll = _loglik(w_, th)
+        t = _step_length(w_, th, step, ll)
+        thetas[active] = th + t[:, None] * step
+        done = (t * np.abs(step).max(axis=-1, initial=0) < tol) | (
+            np.einsum("ri,ri->r", grad, step) <= 1e-13 * np.abs(ll)
+        )
+        active = active[~done]
+        if not active.size:
+            return thetas[0] if single else thetas
     raise RatingsError("The Bradley-Terry fit did not converge.")
 
 
-def _step_length(wins: np.ndarray, theta: np.ndarray, step: np.ndarray, ll: float) -> float:
-    """Longest t in 1, 1/2, 1/4, ... that gains likelihood or still climbs; 0 if none does."""
-    for halvings in range(40):
-        t, new = 0.5**halvings, theta + 0.5**halvings * step
-        if _loglik(wins, new) >= ll or _gradient(wins, new)[0] @ step >= 0:
+def _step_length(wins, theta, step, ll) -> np.ndarray:
+    """Per fit, the longest t in 1, 1/2, 1/4, ... that gains likelihood or still climbs; 0 if
+    none does."""
+    t = np.ones(len(theta))
+    pending = np.arange(len(theta))
+    for _ in range(40):
+        new = theta[pending] + t[pending, None] * step[pending]
+        w = wins[pending]
+        climbs = np.einsum("ri,ri->r", _gradient(w, new)[0], step[pending]) >= 0
+        pending = pending[~((_loglik(w, new) >= ll[pending]) | climbs)]
+        if not pending.size:
             return t
-    return 0.0
+        t[pending] *= 0.5
+    t[pending] = 0.0
+    return t
 
 
 @dataclass(frozen=True)
@@ -154,25 +182,50 @@ def bradley_terry(counts: PairCounts, anchor: tuple[str, float] | None = None) -
 def bootstrap_ratings(
     counts: PairCounts, rounds: int = 100, seed: int = 0, anchor: tuple[str, float] | None = None
 ) -> np.ndarray:
-    """Ratings refitted on `rounds` multinomial resamples of the counts: shape (rounds, models).
+    """Ratings refitted on `rounds` multinomial resamples of the votes: shape (rounds, models).
 
-    As FastChat: resample the (model_a, model_b, outcome) cells; each fit starts from the point
-    estimate and is centred (or anchored) like it.
+    As FastChat, each round resamples the votes with replacement, as a multinomial over their
+    cells; each fit starts from the point estimate and is centred (or anchored) like it. The fit
+    sees only, per pair of models, how often each won and how often they tied (either seat, tie
+    or both bad), so those are the cells: a multinomial summed over cells is the multinomial of
+    the sums, the same distribution with a third of the draws. The rounds are fitted together.
     """
     if not counts.models:
         return np.zeros((rounds, 0))
     fit = _fit(counts)
-    flat = counts.counts.ravel()
-    cells = np.flatnonzero(flat)
+    n = len(counts.models)
+    left, right = np.triu_indices(n, 1)
+    beat = counts.counts[0] + counts.counts[1].T  # beat[i, j]: i won against j, either seat
+    tied = counts.counts[2] + counts.counts[3]
+    tied = tied + tied.T
+    cells = np.concatenate([beat[left, right], beat[right, left], tied[left, right]])
+    used = np.flatnonzero(cells)
     rng = np.random.default_rng(seed)
-    samples = rng.multinomial(flat[cells].sum(), flat[cells] / flat[cells].sum(), size=rounds)
-    thetas = np.empty((rounds, len(counts.models)))
-    resampled = np.zeros(flat.shape, dtype=np.int64)
-    for r, sample in enumerate(samples):
-        resampled[cells] = sample
-        wins, _ = _repair(_wins(resampled.reshape(counts.counts.shape)), fit.compared, fit.groups)
-        thetas[r] = _newton(wins, fit.groups, fit.theta)
+    total = cells[used].sum()
+    if not total:  # no battle between two models: every round is the point fit
+        return _to_ratings(fit, np.tile(fit.theta, (rounds, 1)), anchor)
+    thetas = np.empty((rounds, n))
+    per_batch = max(1, 2_000_000 // (n * n))  # a few stacked n x n arrays per round at most
+    for first in range(0, rounds, per_batch):
+        size = min(per_batch, rounds - first)
+        sample = np.zeros((size, cells.size))
+        sample[:, used] = rng.multinomial(total, cells[used] / total, size=size)
+        won, lost, ties = np.split(sample, 3, axis=1)
+        wins = np.zeros((size, n, n))
+        wins[:, left, right] = won + 0.5 * ties
+        wins[:, right, left] = lost + 0.5 * ties
+        thetas[first : first + size] = _newton(_repaired(wins, fit), fit.groups, fit.theta)
     return _to_ratings(fit, thetas, anchor)
+
+
+def _repaired(wins: np.ndarray, fit: _Fit) -> np.ndarray:
+    """_repair on each resampled round that needs it: a round in which every compared pair won
+    against each other at least once has the point fit's groups as its strongly connected parts
+    (the common case, checked without building the graph)."""
+    fine = np.all((wins > 0) | ~fit.compared, axis=(1, 2))
+    for r in np.flatnonzero(~fine):
+        wins[r] = _repair(wins[r], fit.compared, fit.groups)[0]
+    return wins
 
 
 def expected_score(rating, opponent):
