@@ -2,6 +2,7 @@
 (uncached) computation the page runs, and its parts on their own.
 
     python benchmarks/leaderboard_1m.py [--votes N] [--models M] [--seed S] [--pg URL] [--no-page]
+                                        [--keep DIR]
     python benchmarks/leaderboard_1m.py --process 300000 3000000 [--keep DIR] [--pg URL]
 
 Votes among M models come from known ratings (Bradley-Terry with ties), 10 % of them named, one
@@ -14,8 +15,8 @@ at each number of votes (SQLite; PostgreSQL too with --pg): its first run after 
 replays online Elo once and stores its state), then the median of three more (the maintained
 counts and the resumed Elo: the target is the same time at every size), and the same board by
 the vote scan that every run needed before migration 0007 (leaderboard_for(maintained=False) in
-an otherwise identical process). --keep DIR keeps each SQLite file as DIR/votes-N.db and reuses
-it next time instead of importing again.
+an otherwise identical process). --keep DIR keeps each SQLite file as DIR/votes-N.db (without
+--process: DIR/page-N-M.db) and reuses it next time instead of importing again.
 """
 
 from __future__ import annotations
@@ -75,12 +76,14 @@ def timed(label: str, target: float | None = None):
     print(f"  {label:<52} {seconds:8.3f} s{verdict}", flush=True)
 
 
-def run(db_url: str, csv_path: Path, page: bool) -> None:
+def run(db_url: str, csv_path: Path | None, page: bool) -> None:
+    """The import (unless csv_path is None: the database is there already), then the page."""
     store = Store.open(Settings(db_url=db_url))
     try:
-        with timed("import_file (CSV -> database, one transaction)", 60):
-            n = import_file(store, csv_path)
-        print(f"  imported {n:,} votes")
+        if csv_path is not None:
+            with timed("import_file (CSV -> database, one transaction)", 60):
+                n = import_file(store, csv_path)
+            print(f"  imported {n:,} votes")
         with timed("page computation, first (uncached): version + board", 2):
             store.data_version()
             board = leaderboard.leaderboard_for(store)
@@ -257,7 +260,7 @@ def main() -> None:
         help="time the leaderboard process at N votes",
     )
     parser.add_argument(
-        "--keep", metavar="DIR", help="with --process: keep and reuse the SQLite files"
+        "--keep", metavar="DIR", help="keep the SQLite files here and reuse them next time"
     )
     args = parser.parse_args()
     if args.process:
@@ -268,8 +271,14 @@ def main() -> None:
         csv_path = Path(tmp) / "votes.csv"
         with timed(f"write {args.votes:,} synthetic votes among {args.models} models to CSV"):
             synthetic_csv(csv_path, args.votes, args.models, args.seed)
-        print(f"SQLite file ({csv_path.stat().st_size / 1e6:.0f} MB of CSV):")
-        run(f"sqlite:///{Path(tmp) / 'bench.db'}", csv_path, args.page)
+        db = Path(tmp) / "bench.db"
+        if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            db = Path(args.keep) / f"page-{args.votes}-{args.models}.db"
+        reuse = db.exists()
+        where = f"reusing {db}" if reuse else f"{csv_path.stat().st_size / 1e6:.0f} MB of CSV"
+        print(f"SQLite file ({where}):")
+        run(f"sqlite:///{db}", None if reuse else csv_path, args.page)
         if args.pg:
             print("PostgreSQL:")
             with pg_schema(args.pg) as url:

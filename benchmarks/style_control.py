@@ -2,7 +2,7 @@
 process, its scan and its fit apart, and migration 0006's backfill of stored battles.
 
     python benchmarks/style_control.py [--sizes 1000000 10000000] [--models 20] [--backfill 1000000]
-                                       [--pg URL] [--keep DIR]
+                                       [--pg URL] [--keep DIR] [--fit-sizes N ...]
 
 For each size, votes among M models (known ratings, a real length effect, 15 % ties) with
 conv_metadata go through a parquet file and `arena.store.transfer.import_file` (`python -m arena import`,
@@ -11,7 +11,8 @@ the whole leaderboard process (start-up, scan, fit, sandwich intervals, JSON) ti
 and inside one process the scan (store -> StyleBattles) and the fit on its own.
 --backfill N builds a database at revision 0005 holding N answered and voted battles (one turn
 each, markdown answers) with plain SQL, then times `python -m arena db upgrade` (counting every
-turn, summing every vote). Targets (issue 11, on the 2-core build machine, 1M battles): the fit
+turn, summing every vote). --fit-sizes N times the fit alone on N battles of the same kind built
+in memory (--sizes 0 skips the databases). Targets (issue 11, on the 2-core build machine, 1M battles): the fit
 under 3 s, the whole command under 8 s, the backfill in minutes.
 """
 
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from arena import leaderboard  # noqa: E402
 from arena.config import Settings  # noqa: E402
-from arena.ratings import fit_style  # noqa: E402
+from arena.ratings import StyleBattles, fit_style  # noqa: E402
 from arena.ratings.contextual import sandwich_intervals  # noqa: E402
 from arena.store import Store, VoteFilter  # noqa: E402
 
@@ -72,6 +73,50 @@ def styled_parquet(path: Path, votes: int, models: int, seed: int) -> None:
         }
     )
     frame.to_parquet(path, index=False)
+
+
+def styled_battles(votes: int, models: int, seed: int) -> StyleBattles:
+    """The same kind of battles as styled_parquet, built in memory (no database): the fit's
+    input as the scan hands it over, the four features (a - b) / (a + b + 1) of each count."""
+    rng = np.random.default_rng(seed)
+    strength = rng.normal(0, 0.7, models)
+    verbosity = rng.uniform(80, 700, models)
+    a = rng.integers(0, models, votes)
+    b = (a + rng.integers(1, models, votes)) % models
+    sides = {}
+    for side, m in (("a", a), ("b", b)):
+        sides[side] = np.stack(
+            [
+                rng.poisson(verbosity[m]),
+                rng.poisson(0.5, votes) + rng.poisson(1.0, votes),
+                rng.poisson(2.0, votes) + rng.poisson(3.0, votes),
+                rng.poisson(2.0, votes),
+            ],
+            axis=1,
+        ).astype(np.float64)
+    features = (sides["a"] - sides["b"]) / (sides["a"] + sides["b"] + 1)
+    logit = strength[a] - strength[b] + 1.2 * features[:, 0]
+    score = np.where(rng.random(votes) < 1 / (1 + np.exp(-logit)), 1.0, 0.0)
+    score = np.where(rng.random(votes) < 0.15, 0.5, score)
+    names = tuple(f"model-{i:02d}" for i in range(models))
+    return StyleBattles(names, a.astype(np.int64), b.astype(np.int64), score, features)
+
+
+def fit_in_memory(votes: int, models: int) -> None:
+    """The fit alone (features in memory -> ratings, coefficients, sandwich intervals)."""
+    battles = styled_battles(votes, models, seed=votes)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        sandwich_intervals(fit_style(battles))
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"  {votes:,} battles in memory, {models} models: fit + sandwich intervals "
+        f"{min(times):.2f} s (best of 3; {', '.join(f'{t:.2f}' for t in times)}; "
+        f"peak {peak:.0f} MiB)",
+        flush=True,
+    )
 
 
 def arena_cli(db_url: str, *args: str) -> tuple[float, subprocess.CompletedProcess]:
@@ -162,6 +207,14 @@ def backfill(db_url: str, battles: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument(
+        "--fit-sizes",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also time the fit alone on N battles built in memory (no import)",
+    )
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--backfill", type=int, default=1_000_000, metavar="N")
     parser.add_argument("--pg", metavar="URL", help="also on this PostgreSQL database")
@@ -170,9 +223,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     print("command: python benchmarks/style_control.py " + " ".join(sys.argv[1:]))
+    if args.fit_sizes:
+        print("The fit alone, battles in memory:")
+        for votes in args.fit_sizes:
+            fit_in_memory(votes, args.models)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="style-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    for votes in args.sizes:
+    for votes in (n for n in args.sizes if n > 0):
         print(f"SQLite, {votes:,} votes among {args.models} models:")
         db = work / f"styled-{votes}.db"
         reuse = bool(args.keep) and db.exists()  # --keep: the database stays for the next run
