@@ -3,8 +3,9 @@
 arena.leaderboard computes the board; this page caches it per (database, filters, data version).
 The version (number of votes, highest vote id) is one cheap query per run, and any new vote
 changes it, so the page recomputes after new votes and reads the cache otherwise. The
-style-controlled board needs one row per battle, so it is computed in a background thread
-(arena.background) and the page shows the latest one with its time, never waiting for it.
+style-controlled board needs one row per battle, and the "best model for …" view one board per
+task (each reads its task's votes), so both are computed in background threads
+(arena.background) and the page shows the latest ones with their time, never waiting for them.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ COLUMNS = {
 
 
 @st.cache_data(show_spinner="Computing the leaderboard…", max_entries=64)
-def _board(db_url: str, choice: Choice, version, _store, ci: str | None = None) -> Board:
+def _board(db_url: str, choice: Choice, version, _store) -> Board:
     """Cached on everything but `_store`: db_url and the data version say which votes it saw."""
     return leaderboard.leaderboard_for(
         _store,
@@ -68,7 +69,6 @@ def _board(db_url: str, choice: Choice, version, _store, ci: str | None = None) 
         until=choice.until,
         category=choice.category,
         screen=_screen(_store, choice),
-        ci=ci,
     )
 
 
@@ -87,6 +87,34 @@ def _category_votes(db_url: str, version, _store) -> dict[str, int]:
 def _style_boards() -> BackgroundResults:
     """The style-controlled boards of this server process, computed in the background."""
     return BackgroundResults()
+
+
+@st.cache_resource
+def _best_boards() -> BackgroundResults:
+    """The "best model for …" boards of this server process, computed in the background."""
+    return BackgroundResults()
+
+
+def _best_latest(res, choice: Choice, tasks: list[str], version) -> Latest | None:
+    """The latest boards of the tasks (each task's filters are the page's, with that category);
+    None without tasks."""
+    if not tasks:
+        return None
+    base = replace(choice, category=None)
+
+    def board_for(task: str) -> Board:
+        return leaderboard.leaderboard_for(
+            res.store,
+            anonymous_only=base.anonymous_only,
+            since=base.since,
+            until=base.until,
+            category=task,
+            screen=_screen(res.store, base),
+            ci="sandwich",
+        )
+
+    key = (res.settings.db_url, base, tuple(tasks))
+    return _best_boards().latest(key, version, lambda: best.boards(tasks, board_for))
 
 
 @st.cache_data(max_entries=32)
@@ -283,14 +311,9 @@ def render() -> None:
     win_tab.altair_chart(_heatmap(cells, models, "win_rate"), key="chart_win_rate")
     count_tab.altair_chart(_heatmap(cells, models, "battles"), key="chart_battle_count")
     minimum = res.settings.min_category_votes
+    tasks = best.tasks_with_votes(category_votes, minimum)
     with best_tab:
-        best.render(
-            best.tasks_with_votes(category_votes, minimum),
-            lambda task: _board(
-                res.settings.db_url, replace(choice, category=task), version, res.store, "sandwich"
-            ),
-            minimum,
-        )
+        best.render(tasks, _best_latest(res, choice, tasks, version), minimum)
 
 
 if __name__ == "__main__":
