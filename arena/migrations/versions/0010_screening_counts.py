@@ -161,6 +161,10 @@ BEGIN
 END $$"""
 
 
+_CHANGED_BATTLES = (
+    f"SELECT battle_id FROM ({_VOTES_CHANGED.format(side='o')}) AS c UNION "
+    f"SELECT battle_id FROM ({_VOTES_CHANGED.format(side='n')}) AS c"
+)  # the battles of the changed votes, before and after the change
 _OLD_ROW = "(SELECT OLD.*)"
 _OLD_VOTE = "SELECT OLD.battle_id"
 
@@ -177,7 +181,7 @@ POSTGRESQL = [
     _function(
         "votes_screening_update",
         f"""IF EXISTS ({_VOTES_CHANGED.format(side="o")}) THEN
-        {_pg_lock("SELECT battle_id FROM old_votes UNION SELECT battle_id FROM new_votes")}
+        {_pg_lock(_CHANGED_BATTLES)}
         {_pg_subtract_votes("(" + _VOTES_CHANGED.format(side="o") + ")")}
         {_pg_add_votes("(" + _VOTES_CHANGED.format(side="n") + ")")}
     END IF;""",
