@@ -52,6 +52,7 @@ class Board:
     category: str | None = None
     screened: Screened = field(default_factory=Screened)
     category_votes: dict[str, int] = field(default_factory=dict)
+    elo_pending: bool = False  # leaderboard_for(replay=False) left online Elo out: see there
 
     @property
     def empty(self) -> bool:
@@ -71,6 +72,7 @@ class Board:
             },
             "category_votes": dict(self.category_votes),
             **self.screened.to_dict(),
+            **({"elo_pending": True} if self.elo_pending else {}),
         }
 
 
@@ -115,6 +117,7 @@ def leaderboard_for(
     maintained: bool = True,
     category: str | None = None,
     screen: Screen | None = None,
+    replay: bool = True,
 ) -> Board:
     """The board over the votes that pass the filters (votes.created_at in [since, until)).
 
@@ -125,6 +128,10 @@ def leaderboard_for(
     `maintained=False` scans every vote even where the maintained counts would do (the same
     board, for comparison), the screening's and the category counts' too. `category` keeps the battles of one category; `screen` says which
     votes the screening leaves out (arena.screened; default: the settings' anonymous ranking).
+    `replay=False`: where the stored online Elo no longer holds (after an import of past votes or
+    a moderation that changes which votes count), the board comes without online Elo
+    (`elo_pending`, every row's elo None) instead of reading every vote to replay it; the page
+    then replays it in the background.
     """
     categories = store.category_votes(VoteFilter(anonymous_only, since, until), maintained)
     if category is not None:
@@ -141,7 +148,7 @@ def leaderboard_for(
     screened = screen_votes(store, which, screen, maintained)
     exclude = screened.ids
     # every vote of the filter, in time order: the plain board, and online Elo on any board
-    kept = store.maintained(which, screened) if maintained else None
+    kept = store.maintained(which, screened, replay) if maintained else None
     plain = scan_votes(store, which, exclude) if kept is None else KeptVotes(kept)
     if style_control:
         scan, style, note = _style_scan(store, which, plain.votes, exclude)
@@ -168,9 +175,10 @@ def leaderboard_for(
     elo = plain.online_elo()
     rows = [replace(row, elo=elo.get(row.model)) for row in board.rows]
     board = replace(board, rows=rows, warnings=board.warnings + ([note] if note else []))
+    pending = isinstance(plain, KeptVotes) and plain.kept.pending
     if isinstance(plain, KeptVotes):
         last = plain.kept.last_at
-        if plain.kept.state is None or len(plain.kept.codes):
+        if not pending and (plain.kept.state is None or len(plain.kept.codes)):
             store.save_elo_state(plain.kept.kind, plain.kept.resumed(elo))
     else:
         last = store.last_vote(which) if plain.votes else None
@@ -184,6 +192,7 @@ def leaderboard_for(
         category,
         screened,
         categories,
+        elo_pending=pending,
     )
 
 
@@ -254,6 +263,8 @@ class KeptVotes:
         return aggregate((a, b, o.winner_label, n) for a, b, o, n in self.kept.rows)
 
     def online_elo(self) -> dict[str, float]:
+        if self.kept.pending:
+            return {}  # not read: see leaderboard_for(replay=False)
         state = self.kept.state
         return resume_elo(state.ratings if state else {}, self.kept.combos, self.kept.codes)
 

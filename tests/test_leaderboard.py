@@ -297,10 +297,12 @@ def test_page_on_an_empty_database(page_env):
 def test_page_shows_the_board_filters_and_recomputes_on_new_votes(page_env, tmp_path, monkeypatch):
     store = page_env
     import_file(store, shared(GENAI))
-    calls = []
+    calls = []  # the page's own boards (the background replay of online Elo is not counted)
     compute = leaderboard.leaderboard_for
     monkeypatch.setattr(
-        leaderboard, "leaderboard_for", lambda *a, **k: calls.append(k) or compute(*a, **k)
+        leaderboard,
+        "leaderboard_for",
+        lambda *a, **k: (calls.append(k) if k.get("replay") is False else None) or compute(*a, **k),
     )
 
     at = open_page()
@@ -333,6 +335,45 @@ def test_page_shows_the_board_filters_and_recomputes_on_new_votes(page_env, tmp_
     at.run()
     assert metrics(at)["Votes"] == "1,516" and metrics(at)["Last vote"] == "2024-02-21 07:20 UTC"
     assert at.dataframe[0].value["votes"].sum() == 2 * 1516
+
+
+def test_page_shows_the_board_at_once_and_replays_online_elo_in_the_background(page_env):
+    """After an import of past votes online Elo needs every vote again: the page shows the
+    ratings at once without it, says so, and fills the column in once the background replay
+    is done (the same Elo as the command line's)."""
+    import_file(page_env, shared(GENAI))
+    at = open_page()
+    assert metrics(at)["Votes"] == "1,515"
+    assert any("Online Elo is being replayed" in c.value for c in at.caption)
+    assert at.dataframe[0].value["elo"].isna().all()
+    assert not at.dataframe[0].value["rating"].isna().any()
+    for _ in range(120):
+        if not any("Online Elo is being replayed" in c.value for c in at.caption):
+            break
+        time.sleep(0.25)
+        at.run()
+    else:
+        pytest.fail("online Elo was never replayed")
+    expected = leaderboard.leaderboard_for(page_env, bootstrap_rounds=0)
+    elo = dict(zip(at.dataframe[0].value["model"], at.dataframe[0].value["elo"], strict=True))
+    assert elo == pytest.approx({r.model: r.elo for r in expected.leaderboard.rows})
+
+
+def test_a_board_without_replay_leaves_online_elo_out_until_it_is_replayed(page_env):
+    """leaderboard_for(replay=False) reads no vote where the stored Elo does not hold: the same
+    ratings, no Elo, `elo_pending` in the JSON, no state saved; a replay saves it, and then the
+    board without replay resumes it."""
+    store = page_env
+    import_file(store, shared(GENAI))
+    pending = leaderboard.leaderboard_for(store, bootstrap_rounds=0, replay=False)
+    assert pending.elo_pending and pending.to_dict()["elo_pending"] is True
+    assert all(r.elo is None for r in pending.leaderboard.rows)
+    assert store.maintained(VoteFilter(), replay=False).pending  # nothing was saved
+    full = leaderboard.leaderboard_for(store, bootstrap_rounds=0)
+    assert not full.elo_pending and "elo_pending" not in full.to_dict()
+    assert [r.rating for r in pending.leaderboard.rows] == [r.rating for r in full.leaderboard.rows]
+    again = leaderboard.leaderboard_for(store, bootstrap_rounds=0, replay=False)
+    assert not again.elo_pending and again.to_dict() == full.to_dict()
 
 
 def test_page_when_the_filters_match_nothing(page_env, tmp_path):

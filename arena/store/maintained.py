@@ -85,6 +85,7 @@ class Maintained:
     codes: np.ndarray
     kind: str = ""  # the elo_state row (kind())
     screened: object = None  # arena.screened.Screened whose votes are left out, or None
+    pending: bool = False  # read with replay=False where online Elo needs every vote again
 
     def resumed(self, ratings: dict[str, float]) -> EloState:
         """The state after applying the new votes: what save_state stores."""
@@ -167,11 +168,15 @@ def _snapshot(engine: Engine) -> Iterator:
         raw.close()  # back to the pool, rolled back
 
 
-def read(engine: Engine, which: VoteFilter, screened=None) -> Maintained | None:
+def read(
+    engine: Engine, which: VoteFilter, screened=None, replay: bool = True
+) -> Maintained | None:
     """The board's counts and the votes its Elo still needs; None for a date filter, or where
     vote_counts disagrees with the votes (then only the scan gives the right board). With
     `screened` (arena.screened.Screened), the votes it leaves out are taken off the counts and
-    out of online Elo; its state holds while the left-out votes up to its last_at stay the same."""
+    out of online Elo; its state holds while the left-out votes up to its last_at stay the same.
+    Where no stored state holds, online Elo needs every vote again: `replay=False` reads none
+    and says so (`pending`), for a caller that replays them in the background."""
     name = kind(which, screened)
     if name is None:
         return None
@@ -210,6 +215,11 @@ def read(engine: Engine, which: VoteFilter, screened=None) -> Maintained | None:
             )
             if state.applied + len(codes) != total:
                 state = None  # a vote was added at or before the state's last vote
+        if state is None and not replay and total:
+            return Maintained(
+                rows, total, last_at, int(edits), None, [], np.zeros(0, dtype=np.int64), name,
+                screened if screening else None, pending=True,
+            )  # fmt: skip
         if state is None:
             combos, codes, seen = _coded(run(cursor, f"all{suffix}"), exclude)
             if seen != counted:

@@ -221,11 +221,14 @@ class Store:
         """Whether any stored vote carries style counts."""
         return reads.has_style(self.engine)
 
-    def maintained(self, which: reads.VoteFilter, screened=None) -> maintained.Maintained | None:
+    def maintained(
+        self, which: reads.VoteFilter, screened=None, replay: bool = True
+    ) -> maintained.Maintained | None:
         """The counts and the online Elo state the database keeps, with the votes cast since
         (None for a date filter, which only a scan answers); with `screened`
-        (arena.screened.Screened), less the votes it leaves out."""
-        return maintained.read(self.engine, which, screened)
+        (arena.screened.Screened), less the votes it leaves out. `replay=False`: where the
+        stored state no longer holds, no vote is read (Maintained.pending)."""
+        return maintained.read(self.engine, which, screened, replay)
 
     def pair_counts(self, which: reads.VoteFilter) -> list[tuple[str, str, Outcome, int]] | None:
         """The maintained counts alone, without online Elo's votes (None for a date filter)."""

@@ -69,6 +69,29 @@ def _board(db_url: str, choice: Choice, version, _store) -> Board:
         until=choice.until,
         category=choice.category,
         screen=_screen(_store, choice),
+        replay=False,
+    )
+
+
+@st.cache_resource
+def _replays() -> BackgroundResults:
+    """Boards whose online Elo is replayed over every vote (after an import of past votes or a
+    moderation), computed in the background: the page shows the board without Elo meanwhile."""
+    return BackgroundResults()
+
+
+def _replayed(res, choice: Choice, version) -> Latest:
+    return _replays().latest(
+        (res.settings.db_url, choice),
+        version,
+        lambda: leaderboard.leaderboard_for(
+            res.store,
+            anonymous_only=choice.anonymous_only,
+            since=choice.since,
+            until=choice.until,
+            category=choice.category,
+            screen=_screen(res.store, choice),
+        ),
     )
 
 
@@ -258,10 +281,15 @@ def render() -> None:
         choice = filters(has_style, category_votes)
         if choice.style:
             latest = _style_board(res, choice, version)
+        replay = None
         if latest is not None and latest.result is not None and not latest.result.value.empty:
             board = latest.result.value
         else:
             board = _board(res.settings.db_url, choice, version, res.store)
+            if board.elo_pending:
+                replay = _replayed(res, choice, version)
+                if replay.result is not None and replay.result.version == version:
+                    board = replay.result.value
     except ArenaError as exc:
         st.error(str(exc))
         return
@@ -286,6 +314,15 @@ def render() -> None:
         )
         return
     _metrics(board)
+    if board.elo_pending:
+        failed = replay is not None and replay.error and not replay.running
+        st.caption(
+            f"Online Elo could not be replayed: {replay.error}"
+            if failed
+            else "Online Elo is being replayed over every vote (past votes changed: an import or "
+            "a moderation); its column fills in on a refresh once it is done.",
+            help="The ratings and intervals do not need it and are up to date.",
+        )
     if board.screened.rows:
         st.caption(board.screened.summary(), help=SCREEN_HELP)
     if latest is not None and latest.result is not None and board is latest.result.value:
