@@ -223,10 +223,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     print("command: python benchmarks/style_control.py " + " ".join(sys.argv[1:]))
-    if args.fit_sizes:
-        print("The fit alone, battles in memory:")
-        for votes in args.fit_sizes:
-            fit_in_memory(votes, args.models)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="style-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     for votes in (n for n in args.sizes if n > 0):
@@ -240,6 +236,10 @@ def main() -> None:
             print(f"PostgreSQL, {votes:,} votes among {args.models} models:")
             with pg_schema(args.pg) as url:
                 one_size(url, votes, args.models, work)
+    if args.fit_sizes:  # after the imports: a child forked from a big process reports its size
+        print("The fit alone, battles in memory:")
+        for votes in args.fit_sizes:
+            fit_in_memory(votes, args.models)
     if args.backfill:
         print(f"SQLite backfill, {args.backfill:,} battles:")
         backfill(f"sqlite:///{work / 'backfill.db'}", args.backfill)
