@@ -189,7 +189,7 @@ prompt_counts = Table(
     Column("mode", String(16), primary_key=True),
     Column("prompt_key", String(32), primary_key=True),
     Column("votes", Integer, nullable=False),
-    Index("ix_prompt_counts_votes", "votes"),  # the keys over the duplicates cap
+    Index("ix_prompt_counts_votes", "mode", "votes"),  # the keys over the duplicates cap
 )
 
 # One row (id 1): how many stored votes were deleted or changed since the migration (triggers

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from arena.kinds import Mode, Outcome
@@ -211,17 +211,22 @@ def _by_mode(query, which: VoteFilter, table=category_counts):
 
 def _heavy_keys(which: VoteFilter, cap: int, counted: bool):
     """The prompt keys with more than `cap` filtered votes. From prompt_counts where the database
-    counts the filter: ix_prompt_counts_votes finds the keys over the cap (over all modes, a key
-    over the cap has more than cap // 2 votes in one of them), so this reads no vote."""
+    counts the filter: ix_prompt_counts_votes (mode, votes) finds the keys over the cap (over
+    all modes, a key over the cap has more than cap // 2 votes in one of them), so this reads
+    no vote and no key under the cap."""
     if counted and which.counted:
+        modes = [Mode.ANONYMOUS] if which.anonymous_only else list(Mode)
+        # equalities, not IN: a driver statement cannot expand a list
+        of_modes = or_(*(prompt_counts.c.mode == m.value for m in modes))
+        over = cap if which.anonymous_only else cap // 2
+        candidates = select(prompt_counts.c.prompt_key).where(
+            of_modes, prompt_counts.c.votes > over
+        )
         if which.anonymous_only:
-            return _by_mode(select(prompt_counts.c.prompt_key), which, prompt_counts).where(
-                prompt_counts.c.votes > cap
-            )
-        candidates = select(prompt_counts.c.prompt_key).where(prompt_counts.c.votes > cap // 2)
-        return (
+            return candidates
+        return (  # each candidate's rows of every mode, by the primary key (mode, prompt_key)
             select(prompt_counts.c.prompt_key)
-            .where(prompt_counts.c.prompt_key.in_(candidates))
+            .where(of_modes, prompt_counts.c.prompt_key.in_(candidates))
             .group_by(prompt_counts.c.prompt_key)
             .having(func.sum(prompt_counts.c.votes) > cap)
         )

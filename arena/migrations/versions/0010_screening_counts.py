@@ -256,7 +256,7 @@ def upgrade() -> None:
         sa.Column("votes", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("mode", "prompt_key", name="pk_prompt_counts"),
     )
-    op.create_index("ix_prompt_counts_votes", "prompt_counts", ["votes"])
+    op.create_index("ix_prompt_counts_votes", "prompt_counts", ["mode", "votes"])
     op.create_index(
         "ix_votes_styled", "votes", ["id"], sqlite_where=_STYLED, postgresql_where=_STYLED
     )
