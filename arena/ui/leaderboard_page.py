@@ -62,14 +62,20 @@ COLUMNS = {
 @st.cache_data(show_spinner="Computing the leaderboard…", max_entries=64)
 def _board(db_url: str, choice: Choice, version, _store) -> Board:
     """Cached on everything but `_store`: db_url and the data version say which votes it saw."""
+    return _compute(_store, choice, replay=False)
+
+
+def _compute(store, choice: Choice, **options) -> Board:
+    """The board of the page's filters (leaderboard_for's `options` added): every board the
+    page shows, cached or in the background, comes from here."""
     return leaderboard.leaderboard_for(
-        _store,
+        store,
         anonymous_only=choice.anonymous_only,
         since=choice.since,
         until=choice.until,
         category=choice.category,
-        screen=_screen(_store, choice),
-        replay=False,
+        screen=_screen(store, choice),
+        **options,
     )
 
 
@@ -84,14 +90,7 @@ def _replayed(res, choice: Choice, version) -> Latest:
     return _replays().latest(
         (res.settings.db_url, choice),
         version,
-        lambda: leaderboard.leaderboard_for(
-            res.store,
-            anonymous_only=choice.anonymous_only,
-            since=choice.since,
-            until=choice.until,
-            category=choice.category,
-            screen=_screen(res.store, choice),
-        ),
+        lambda: _compute(res.store, choice),
     )
 
 
@@ -126,15 +125,7 @@ def _best_latest(res, choice: Choice, tasks: list[str], version) -> Latest | Non
     base = replace(choice, category=None)
 
     def board_for(task: str) -> Board:
-        return leaderboard.leaderboard_for(
-            res.store,
-            anonymous_only=base.anonymous_only,
-            since=base.since,
-            until=base.until,
-            category=task,
-            screen=_screen(res.store, base),
-            ci="sandwich",
-        )
+        return _compute(res.store, replace(base, category=task), ci="sandwich")
 
     key = (res.settings.db_url, base, tuple(tasks))
     return _best_boards().latest(key, version, lambda: best.boards(tasks, board_for))
@@ -237,15 +228,7 @@ def _style_board(res, choice: Choice, version) -> Latest:
     return _style_boards().latest(
         key,
         version,
-        lambda: leaderboard.leaderboard_for(
-            res.store,
-            anonymous_only=choice.anonymous_only,
-            since=choice.since,
-            until=choice.until,
-            category=choice.category,
-            screen=_screen(res.store, choice),
-            style_control=True,
-        ),
+        lambda: _compute(res.store, choice, style_control=True),
     )
 
 
