@@ -43,8 +43,18 @@ from arena.store import Store, VoteFilter  # noqa: E402
 LABELS = np.array(["model_a", "model_b", "tie"])
 
 
-def styled_parquet(path: Path, votes: int, models: int, seed: int) -> None:
-    """Votes with flat conv_metadata columns; the longer answer wins more often."""
+# each style feature's conv_metadata columns (their sum is the feature's count on one side)
+PARTS = {
+    "length": ("sum_assistant_{side}_tokens",),
+    "headers": ("header_count_{side}.h1", "header_count_{side}.h2"),
+    "lists": ("list_count_{side}.ordered", "list_count_{side}.unordered"),
+    "bold": ("bold_count_{side}.**",),
+}
+
+
+def styled_votes(votes: int, models: int, seed: int):
+    """Votes among `models` with flat conv_metadata columns, where the longer answer wins more
+    often: (model a, model b, winner code 0 a / 1 b / 2 tie, {column: counts})."""
     rng = np.random.default_rng(seed)
     strength = rng.normal(0, 0.7, models)
     verbosity = rng.uniform(80, 700, models)
@@ -62,7 +72,17 @@ def styled_parquet(path: Path, votes: int, models: int, seed: int) -> None:
     logit = strength[a] - strength[b] + 1.2 * (ta - tb) / (ta + tb + 1)
     code = np.where(rng.random(votes) < 1 / (1 + np.exp(-logit)), 0, 1)
     code = np.where(rng.random(votes) < 0.15, 2, code)
-    names = np.array([f"model-{i:02d}" for i in range(models)])
+    return a, b, code, cols
+
+
+def _names(models: int) -> list[str]:
+    return [f"model-{i:02d}" for i in range(models)]
+
+
+def styled_parquet(path: Path, votes: int, models: int, seed: int) -> None:
+    """styled_votes as a file for `python -m arena import`."""
+    a, b, code, cols = styled_votes(votes, models, seed)
+    names = np.array(_names(models))
     frame = pd.DataFrame(
         {
             "model_a": names[a],
@@ -76,30 +96,20 @@ def styled_parquet(path: Path, votes: int, models: int, seed: int) -> None:
 
 
 def styled_battles(votes: int, models: int, seed: int) -> StyleBattles:
-    """The same kind of battles as styled_parquet, built in memory (no database): the fit's
-    input as the scan hands it over, the four features (a - b) / (a + b + 1) of each count."""
-    rng = np.random.default_rng(seed)
-    strength = rng.normal(0, 0.7, models)
-    verbosity = rng.uniform(80, 700, models)
-    a = rng.integers(0, models, votes)
-    b = (a + rng.integers(1, models, votes)) % models
-    sides = {}
-    for side, m in (("a", a), ("b", b)):
-        sides[side] = np.stack(
-            [
-                rng.poisson(verbosity[m]),
-                rng.poisson(0.5, votes) + rng.poisson(1.0, votes),
-                rng.poisson(2.0, votes) + rng.poisson(3.0, votes),
-                rng.poisson(2.0, votes),
-            ],
-            axis=1,
+    """styled_votes built in memory (no database), as the scan hands them to the fit: the four
+    features (a - b) / (a + b + 1) of each count."""
+    a, b, code, cols = styled_votes(votes, models, seed)
+    side = {
+        s: np.stack(
+            [sum(cols[c.format(side=s)] for c in parts) for parts in PARTS.values()], axis=1
         ).astype(np.float64)
-    features = (sides["a"] - sides["b"]) / (sides["a"] + sides["b"] + 1)
-    logit = strength[a] - strength[b] + 1.2 * features[:, 0]
-    score = np.where(rng.random(votes) < 1 / (1 + np.exp(-logit)), 1.0, 0.0)
-    score = np.where(rng.random(votes) < 0.15, 0.5, score)
-    names = tuple(f"model-{i:02d}" for i in range(models))
-    return StyleBattles(names, a.astype(np.int64), b.astype(np.int64), score, features)
+        for s in ("a", "b")
+    }
+    features = (side["a"] - side["b"]) / (side["a"] + side["b"] + 1)
+    score = np.array([1.0, 0.0, 0.5])[code]
+    return StyleBattles(
+        tuple(_names(models)), a.astype(np.int64), b.astype(np.int64), score, features
+    )
 
 
 def fit_in_memory(votes: int, models: int) -> None:
