@@ -288,6 +288,17 @@ def metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def run_until(at, done, failure: str) -> None:
+    """Run the page again every quarter second (a background thread is computing) until
+    `done(at)`, for at most 30 s."""
+    for _ in range(120):
+        if done(at):
+            return
+        time.sleep(0.25)
+        at.run()
+    pytest.fail(failure)
+
+
 def test_page_on_an_empty_database(page_env):
     at = open_page()
     assert "No votes yet" in at.info[0].value
@@ -347,13 +358,11 @@ def test_page_shows_the_board_at_once_and_replays_online_elo_in_the_background(p
     assert any("Online Elo is being replayed" in c.value for c in at.caption)
     assert at.dataframe[0].value["elo"].isna().all()
     assert not at.dataframe[0].value["rating"].isna().any()
-    for _ in range(120):
-        if not any("Online Elo is being replayed" in c.value for c in at.caption):
-            break
-        time.sleep(0.25)
-        at.run()
-    else:
-        pytest.fail("online Elo was never replayed")
+    run_until(
+        at,
+        lambda at: not any("Online Elo is being replayed" in c.value for c in at.caption),
+        "online Elo was never replayed",
+    )
     expected = leaderboard.leaderboard_for(page_env, bootstrap_rounds=0)
     elo = dict(zip(at.dataframe[0].value["model"], at.dataframe[0].value["elo"], strict=True))
     assert elo == pytest.approx({r.model: r.elo for r in expected.leaderboard.rows})
@@ -434,13 +443,11 @@ def test_page_style_toggle_is_off_without_style_counts(page_env):
     at = open_page()
     assert at.toggle(key="lb_style").value is False
     at.toggle(key="lb_style").set_value(True).run()
-    for _ in range(120):
-        if any("carry style counts" in i.value for i in at.info):
-            break
-        time.sleep(0.25)
-        at.run()
-    else:
-        pytest.fail("the page never said that no vote carries style counts")
+    run_until(
+        at,
+        lambda at: any("carry style counts" in i.value for i in at.info),
+        "the page never said that no vote carries style counts",
+    )
     assert len(at.dataframe[0].value) == 13 and "rating_raw" not in at.dataframe[0].value
 
 
@@ -486,13 +493,11 @@ def test_page_filters_by_task_screens_voters_and_shows_the_best_model_per_task(p
     assert any("being computed in the background" in i.value for i in at.info) or any(
         "Rank 1 of each task" in c.value for c in at.caption
     )
-    for _ in range(120):
-        if any("Rank 1 of each task" in c.value for c in at.caption):
-            break
-        time.sleep(0.25)
-        at.run()
-    else:
-        pytest.fail("the best model per task never appeared")
+    run_until(
+        at,
+        lambda at: any("Rank 1 of each task" in c.value for c in at.caption),
+        "the best model per task never appeared",
+    )
     shown = " ".join(m.value for m in at.markdown)
     assert "**ocr**" in shown and "**charts**" in shown and "**reasoning**" in shown
     assert "**counting**" not in shown  # 27 votes: under the 50 a task needs
